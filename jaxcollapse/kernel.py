@@ -1,0 +1,321 @@
+"""The single-generation kernel: pure ``init`` / ``step`` functions on one chain.
+
+The static :class:`Config` (shapes, regime kind, which options are on: what fixes a compilation) is kept
+apart from the :class:`Params` pytree (the initial table, sample sizes, decoding and smoothing values), so
+that chains are one ``vmap`` over keys and a sweep over settings is one ``vmap`` over ``Params``.
+
+``step(key, state, params, config) -> (state, info)`` takes the chain's model ``p^(m-1)`` to ``p^(m)`` and
+returns the metrics of ``p^(m)`` in ``info`` (not carried forward). The kernels need 64-bit types: call them
+inside ``with jax.enable_x64(True):`` (``simulate`` does this for you).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import metrics as _metrics
+from . import samplers
+from .errors import ConfigError, check_float, check_int
+from .initial import Initial, as_initial
+from .regimes import Decoding, Regime, context_sizes
+
+
+class Config(NamedTuple):
+    """Static configuration; hashable, so it can be a ``jit`` static argument.
+
+    Attributes:
+      kind: regime name. contexts, vocab: table shape ``(C, V)``.
+      window: history slots (``K`` of most-recent; 1 for random-history's running sum; 0 otherwise).
+      temperature, top_k, top_p, smoothing: whether each option is applied.
+      sampler: ``"tokens"`` or ``"binomial"``.
+      capacity: token-buffer size of one multinomial call (bounds the draws of one generation).
+      pool_capacity: largest pool of one context (accumulate-subsample), else 0.
+      pooled: whether the state keeps a per-chain count table (partially synthetic, accumulate, subsample).
+    """
+
+    kind: str
+    contexts: int
+    vocab: int
+    window: int
+    temperature: bool
+    top_k: bool
+    top_p: bool
+    smoothing: bool
+    sampler: str
+    capacity: int
+    pool_capacity: int
+    pooled: bool
+
+
+class Params(NamedTuple):
+    """Traced settings of one study (a pytree of arrays; ``vmap`` over it to sweep).
+
+    Attributes:
+      initial: ``(C, V)`` float64 truth ``p^(0)``.  weights: ``(C,)`` float64 context weights.
+      first: ``(C,)`` int64 real samples fitting ``p^(1)``.
+      real: ``(C,)`` int64 real samples per generation ``m >= 2`` (reused ``N``; fresh ``M - S``).
+      synthetic: ``(C,)`` int64 synthetic samples per generation ``m >= 2``.
+      train: ``(C,)`` int64 training-set size (accumulate-subsample).
+      smoothing: add-alpha pseudo-count per token.  temperature, top_k, top_p: decoding values.
+    """
+
+    initial: jax.Array
+    weights: jax.Array
+    first: jax.Array
+    real: jax.Array
+    synthetic: jax.Array
+    train: jax.Array
+    smoothing: jax.Array
+    temperature: jax.Array
+    top_k: jax.Array
+    top_p: jax.Array
+
+
+class State(NamedTuple):
+    """One chain after generation ``generation``.
+
+    Attributes:
+      generation: int32 ``m``.  model: ``(C, V)`` float64 ``p^(m)``.
+      first: ``(C, V)`` float64 ``p^(1)`` (NaN before generation 1).
+      pool: ``(C, V)`` int64 reused real counts (partially synthetic) or the accumulated pool; ``(C, 0)`` if unused.
+      history: ``(window, C, V)`` float64 past models (most-recent ring buffer, or random-history's sum of the
+        decoded models ``p^(0) .. p^(m)``).
+      collapse_time: ``(C,)`` int32 first generation at which each context was a Dirac mass, -1 if none yet.
+      collapse_token: ``(C,)`` int32 the token it collapsed onto, -1 if none yet.
+      chain_collapse: int32 first generation at which every weighted context was a Dirac mass, -1 if none yet.
+    """
+
+    generation: jax.Array
+    model: jax.Array
+    first: jax.Array
+    pool: jax.Array
+    history: jax.Array
+    collapse_time: jax.Array
+    collapse_token: jax.Array
+    chain_collapse: jax.Array
+
+
+def build(initial, regime: Regime, *, generations: int, decoding: Decoding | None = None,
+          smoothing: float = 0.0, sampler: str = "auto") -> tuple[Config, Params]:
+    """Validate a study's settings and split them into the static :class:`Config` and traced :class:`Params`."""
+    initial = as_initial(initial)
+    if not isinstance(regime, Regime):
+        raise ConfigError(f"regime must be a jaxcollapse Regime (e.g. jaxcollapse.fully_synthetic(100)), got {regime!r}")
+    decoding = Decoding() if decoding is None else decoding
+    if not isinstance(decoding, Decoding):
+        raise ConfigError(f"decoding must be a jaxcollapse Decoding, got {decoding!r}")
+    smoothing = check_float("smoothing", smoothing, low=0.0)
+    generations = check_int("generations", generations, low=1, high=1 << 24)
+    if sampler not in samplers.SAMPLERS:
+        raise ConfigError(f"sampler must be one of {', '.join(samplers.SAMPLERS)}; got {sampler!r}")
+    c, v = initial.probs.shape
+    w = initial.weights
+    zeros = np.zeros(c, np.int64)
+    kind = regime.kind
+    synthetic = real = train = zeros
+    if regime.synthetic is not None:
+        synthetic = context_sizes("synthetic", regime.synthetic, w)
+    if regime.real is not None:
+        real = context_sizes("real", regime.real, w)
+    first = real if kind in ("partially_synthetic", "accumulate", "accumulate_subsample", "fresh_real") else synthetic
+    if kind == "fresh_real":
+        n_syn = np.rint(regime.fraction * real).astype(np.int64)
+        synthetic, real = n_syn, real - n_syn
+    window = 0
+    pool_capacity = 0
+    if kind == "accumulate_subsample":
+        train = real if regime.train is None else context_sizes("train", regime.train, w)
+        if np.any(train > real):
+            raise ConfigError("train must be at most real (N): the first model is fitted on train of the N real samples")
+        pool_capacity = int(np.max(real + (generations - 1) * synthetic))
+        if c * pool_capacity > 1 << 28:
+            raise ConfigError(f"accumulate_subsample pool of {pool_capacity} samples per context is too large "
+                              f"(contexts x pool must be <= 2^28); lower generations or sizes")
+    elif kind == "most_recent":
+        window = regime.window
+        if c == 1 and synthetic[0] < window:
+            raise ConfigError(f"synthetic (n) must be >= window ({window}) so each model contributes a sample")
+    elif kind == "random_history":
+        window = 1
+    if kind in ("partially_synthetic", "accumulate", "accumulate_subsample") and regime.synthetic is None:
+        raise ConfigError(f"regime {kind} needs synthetic (n)")
+    per_gen = {
+        "fully_synthetic": synthetic.sum(), "partially_synthetic": synthetic.sum(),
+        "fresh_real": (real + synthetic).sum(), "accumulate": synthetic.sum(),
+        "accumulate_subsample": synthetic.sum(), "most_recent": synthetic.sum(),
+        "random_history": synthetic.sum(),
+    }[kind]
+    capacity = int(max(first.sum(), per_gen))
+    rows = c * max(window, 1) if kind == "most_recent" else (2 * c if kind == "fresh_real" else c)
+    method = samplers.choose_sampler(sampler, rows, v, capacity)
+    if method == "tokens" and capacity > 1 << 28:
+        raise ConfigError(f"sampler 'tokens' needs a buffer of {capacity} tokens per chain (max 2^28); "
+                          f"use sampler='binomial'")
+    config = Config(kind=kind, contexts=c, vocab=v, window=window,
+                    temperature=decoding.temperature != 1.0, top_k=decoding.top_k is not None,
+                    top_p=decoding.top_p is not None, smoothing=smoothing > 0, sampler=method,
+                    capacity=capacity if method == "tokens" else 0, pool_capacity=pool_capacity,
+                    pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"))
+    params = Params(
+        initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic, train=train,
+        smoothing=np.float64(smoothing), temperature=np.float64(decoding.temperature),
+        top_k=np.int64(decoding.top_k or v), top_p=np.float64(decoding.top_p or 1.0))
+    return config, params
+
+
+def decode(p: jax.Array, params: Params, config: Config) -> jax.Array:
+    """Sampling weights ``(..., V)`` (unnormalised) of a model after temperature, top-k and top-p."""
+    q = p
+    if config.temperature:
+        live = q > 0
+        r = jnp.where(live, q / jnp.max(q, axis=-1, keepdims=True), 1.0)
+        q = jnp.where(live, jnp.exp(jnp.log(r) / params.temperature), 0.0)
+    if config.top_k or config.top_p:
+        order = jnp.argsort(-q, axis=-1, stable=True)
+        qs = jnp.take_along_axis(q, order, axis=-1)
+        keep = jnp.ones(qs.shape, bool)
+        if config.top_k:
+            keep = jnp.broadcast_to(jnp.arange(q.shape[-1]) < params.top_k, qs.shape)
+            qs = jnp.where(keep, qs, 0.0)
+        if config.top_p:
+            before = jnp.cumsum(qs, axis=-1) - qs
+            keep = keep & (before < params.top_p * jnp.sum(qs, axis=-1, keepdims=True))
+        inverse = jnp.argsort(order, axis=-1)
+        q = jnp.where(jnp.take_along_axis(keep, inverse, axis=-1), q, 0.0)
+    return q
+
+
+def _draw(key, weights, sizes, config):
+    return samplers.multinomial(key, weights, sizes, method=config.sampler, capacity=config.capacity)
+
+
+def _fit(counts, total, previous, params, config):
+    """Add-alpha fit ``(c + a) / (T + a V)``; a context with no samples keeps its previous model."""
+    c = counts.astype(jnp.float64)
+    t = total.astype(jnp.float64)[:, None]
+    if config.smoothing:
+        a = params.smoothing
+        fitted = (c + a) / (t + a * config.vocab)
+    else:
+        fitted = c / jnp.where(t > 0, t, 1.0)
+    return jnp.where(t > 0, fitted, previous)
+
+
+def init(key: jax.Array, params: Params, config: Config) -> State:
+    """Generation 0: the model is the truth ``p^(0)``. ``key`` is unused (kept for a uniform signature)."""
+    del key
+    c, v = config.contexts, config.vocab
+    p0 = jnp.asarray(params.initial, jnp.float64)
+    history = jnp.zeros((config.window, c, v), jnp.float64)
+    if config.window:
+        history = history.at[0].set(p0)
+    state = State(
+        generation=jnp.int32(0), model=p0, first=jnp.full((c, v), jnp.nan),
+        pool=jnp.zeros((c, v if config.pooled else 0), jnp.int64), history=history,
+        collapse_time=jnp.full((c,), -1, jnp.int32), collapse_token=jnp.full((c,), -1, jnp.int32),
+        chain_collapse=jnp.int32(-1))
+    return _track_collapse(state, params)
+
+
+def _track_collapse(state: State, params: Params) -> State:
+    dirac = jnp.max(state.model, axis=1) == 1.0
+    new = dirac & (state.collapse_time < 0)
+    whole = jnp.all(dirac | (params.weights <= 0)) & (state.chain_collapse < 0)
+    return state._replace(
+        collapse_time=jnp.where(new, state.generation, state.collapse_time),
+        collapse_token=jnp.where(new, jnp.argmax(state.model, axis=1).astype(jnp.int32), state.collapse_token),
+        chain_collapse=jnp.where(whole, state.generation, state.chain_collapse))
+
+
+def first_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
+    """Generation 1: fit on real samples from ``p^(0)`` (``first`` of them per context)."""
+    k_draw, k_sub = jax.random.split(key)
+    p0 = jnp.asarray(params.initial, jnp.float64)
+    counts = _draw(k_draw, p0, params.first, config)
+    total = params.first
+    pool = state.pool
+    if config.pooled:
+        pool = counts
+    if config.kind == "accumulate_subsample":
+        counts = samplers.hypergeometric_subsample(k_sub, counts, params.train, config.pool_capacity)
+        total = params.train
+    model = _fit(counts, total, state.model, params, config)
+    return _advance(state, model, pool, params, config)
+
+
+def next_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
+    """Generation ``m = state.generation + 1 >= 2`` under the configured regime."""
+    m = state.generation + 1
+    k_draw, k_sub = jax.random.split(key)
+    kind = config.kind
+    pool = state.pool
+    if kind == "most_recent":
+        slots = jnp.arange(config.window)
+        made = (m - 1) - jnp.mod(m - 1 - slots, config.window)
+        k_eff = jnp.minimum(config.window, m)
+        each = params.synthetic // k_eff
+        decoded = jnp.where((made >= 1)[:, None, None], decode(state.history, params, config), state.history)
+        sizes = jnp.where((made >= 0)[:, None], each[None, :], 0)
+        counts = _draw(k_draw, decoded.reshape(-1, config.vocab), sizes.reshape(-1), config)
+        counts = counts.reshape(config.window, config.contexts, config.vocab).sum(axis=0)
+        total = k_eff * each
+    elif kind == "random_history":
+        counts = _draw(k_draw, state.history[0], params.synthetic, config)
+        total = params.synthetic
+    elif kind == "fresh_real":
+        weights = jnp.concatenate([jnp.asarray(params.initial, jnp.float64), decode(state.model, params, config)])
+        both = _draw(k_draw, weights, jnp.concatenate([params.real, params.synthetic]), config)
+        counts = both[: config.contexts] + both[config.contexts:]
+        total = params.real + params.synthetic
+    else:
+        synth = _draw(k_draw, decode(state.model, params, config), params.synthetic, config)
+        if kind == "fully_synthetic":
+            counts, total = synth, params.synthetic
+        elif kind == "partially_synthetic":
+            counts, total = pool + synth, params.real + params.synthetic
+        elif kind == "accumulate":
+            pool = pool + synth
+            counts, total = pool, pool.sum(axis=1)
+        elif kind == "accumulate_subsample":
+            pool = pool + synth
+            counts = samplers.hypergeometric_subsample(k_sub, pool, params.train, config.pool_capacity)
+            total = params.train
+        else:
+            raise ConfigError(f"unknown regime {kind!r}")
+    model = _fit(counts, total, state.model, params, config)
+    return _advance(state, model, pool, params, config)
+
+
+def _advance(state: State, model, pool, params, config) -> State:
+    m = state.generation + 1
+    history = state.history
+    if config.kind == "most_recent":
+        history = history.at[jnp.mod(m, config.window)].set(model)
+    elif config.kind == "random_history":
+        history = history + decode(model, params, config)[None]
+    first = jnp.where(m == 1, model, state.first)
+    new = state._replace(generation=m, model=model, first=first, pool=pool, history=history)
+    return _track_collapse(new, params)
+
+
+def measure(state: State, params: Params, per_context: bool = False) -> dict:
+    """Metrics of ``state.model``: a dict of context-weighted scalars; with ``per_context`` also ``(C,)`` arrays
+    under ``"<name>/context"``."""
+    values = _metrics.per_context(state.model, jnp.asarray(params.initial, jnp.float64), state.first)
+    info = _metrics.weighted(values, params.weights)
+    if per_context:
+        info.update({f"{k}/context": val for k, val in values.items()})
+    return info
+
+
+def step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
+    """One generation: ``p^(m-1) -> p^(m)``; returns the new state and the metrics of ``p^(m)``."""
+    new = lax.cond(state.generation == 0,
+                   lambda s: first_step(key, s, params, config),
+                   lambda s: next_step(key, s, params, config), state)
+    return new, measure(new, params)
