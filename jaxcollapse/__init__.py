@@ -5,7 +5,7 @@ drawn from its predecessor (Seddik et al., arXiv 2404.05090). ``simulate`` runs 
 chains of that recursion at once, under every data regime of the paper and its follow-ups.
 """
 
-from . import kernel, metrics, samplers
+from . import kernel, metrics, resample, samplers
 from .errors import ConfigError
 from .initial import Initial, dirichlet, geometric, table, uniform, zipf
 from .kernel import Config, Params, State, build, decode, first_step, init, measure, next_step, step
@@ -22,5 +22,5 @@ __all__ = [
     "Config", "Params", "State", "build", "decode", "first_step", "init", "measure", "next_step", "step",
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
-    "Result", "Summary", "simulate", "kernel", "metrics", "samplers",
+    "Result", "Summary", "simulate", "kernel", "metrics", "resample", "samplers",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 from jax import lax
 
 from . import metrics as _metrics
-from . import samplers
+from . import resample, samplers
 from .errors import ConfigError, check_float, check_int
 from .initial import Initial, as_initial
 from .regimes import Decoding, Regime, context_sizes
@@ -36,6 +36,7 @@ class Config(NamedTuple):
       capacity: token-buffer size of one multinomial call (bounds the draws of one generation).
       pool_capacity: largest pool of one context (accumulate-subsample), else 0.
       pooled: whether the state keeps a per-chain count table (partially synthetic, accumulate, subsample).
+      slots: length of the training-sample list of the ``"resample"`` kernel (:mod:`jaxcollapse.resample`), else 0.
     """
 
     kind: str
@@ -50,6 +51,7 @@ class Config(NamedTuple):
     capacity: int
     pool_capacity: int
     pooled: bool
+    slots: int = 0
 
 
 class Params(NamedTuple):
@@ -62,6 +64,7 @@ class Params(NamedTuple):
       synthetic: ``(C,)`` int64 synthetic samples per generation ``m >= 2``.
       train: ``(C,)`` int64 training-set size (accumulate-subsample).
       smoothing: add-alpha pseudo-count per token.  temperature, top_k, top_p: decoding values.
+      slots: ``(C,)`` int64 slots per context of the resample kernel's training-sample list.
     """
 
     initial: jax.Array
@@ -74,6 +77,7 @@ class Params(NamedTuple):
     temperature: jax.Array
     top_k: jax.Array
     top_p: jax.Array
+    slots: jax.Array
 
 
 class State(NamedTuple):
@@ -152,7 +156,20 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
     }[kind]
     capacity = int(max(first.sum(), per_gen))
     rows = c * max(window, 1) if kind == "most_recent" else (2 * c if kind == "fresh_real" else c)
-    method = samplers.choose_sampler(sampler, rows, v, capacity)
+    slots_per_row = np.zeros(c, np.int64)
+    can_resample = (resample.supports(kind) and not decoding.active and smoothing == 0
+                    and np.all(first >= 1) and np.all(synthetic + real >= 1))
+    if can_resample:
+        slots_per_row = np.maximum(first, resample.row_capacity(kind, first, real, synthetic, generations))
+    if sampler == "resample" and not can_resample:
+        raise ConfigError("sampler 'resample' needs regime fully_synthetic, partially_synthetic, fresh_real or "
+                          "accumulate, no decoding, no smoothing, and every context's sizes >= 1")
+    if sampler == "auto" and can_resample and slots_per_row.sum() <= min(4 * c * v, 1 << 24):
+        method = "resample"
+    else:
+        method = samplers.choose_sampler(sampler, rows, v, capacity)
+    if method != "resample":
+        slots_per_row = np.zeros(c, np.int64)
     if method == "tokens" and capacity > 1 << 28:
         raise ConfigError(f"sampler 'tokens' needs a buffer of {capacity} tokens per chain (max 2^28); "
                           f"use sampler='binomial'")
@@ -160,11 +177,12 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
                     temperature=decoding.temperature != 1.0, top_k=decoding.top_k is not None,
                     top_p=decoding.top_p is not None, smoothing=smoothing > 0, sampler=method,
                     capacity=capacity if method == "tokens" else 0, pool_capacity=pool_capacity,
-                    pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"))
+                    pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"),
+                    slots=int(slots_per_row.sum()))
     params = Params(
         initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic, train=train,
         smoothing=np.float64(smoothing), temperature=np.float64(decoding.temperature),
-        top_k=np.int64(decoding.top_k or v), top_p=np.float64(decoding.top_p or 1.0))
+        top_k=np.int64(decoding.top_k or v), top_p=np.float64(decoding.top_p or 1.0), slots=slots_per_row)
     return config, params
 
 

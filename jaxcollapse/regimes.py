@@ -86,8 +86,8 @@ class Regime:
             check_int("window", self.window, low=1, high=1 << 16)
 
     def describe(self) -> str:
-        parts = [f"{_FIELD_NAMES[f.name]}={_short(getattr(self, f.name))}"
-                 for f in dataclasses.fields(self) if f.name != "kind" and getattr(self, f.name) is not None]
+        order = ("real", "synthetic", "fraction", "window", "train")
+        parts = [f"{name}={_short(getattr(self, name))}" for name in order if getattr(self, name) is not None]
         return f"{self.kind}(" + ", ".join(parts) + ")"
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-SAMPLERS = ("auto", "tokens", "binomial")
+SAMPLERS = ("auto", "resample", "tokens", "binomial")
 
 
 def _levels(vocab: int) -> int:
@@ -121,7 +121,7 @@ def multinomial(key: jax.Array, weights: jax.Array, sizes: jax.Array, *, method:
         return multinomial_tokens(key, weights, sizes, capacity)
     if method == "binomial":
         return multinomial_binomial(key, weights, sizes)
-    raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {method!r}")
+    raise ValueError(f"sampler must be one of {SAMPLERS[2:]}, got {method!r}")
 
 
 def hypergeometric_subsample(key: jax.Array, pool: jax.Array, draws: jax.Array, capacity: int) -> jax.Array:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import kernel
+from . import kernel, resample
 from .errors import ConfigError, check_int
 from .initial import as_initial
 from .regimes import Decoding, Regime
@@ -36,6 +36,8 @@ KEEP_FINAL_LIMIT = 1 << 29
 def bytes_per_chain(config: kernel.Config) -> int:
     """Estimated peak device bytes per chain of one chunk (state, sampler buffers, temporaries)."""
     cv = config.contexts * config.vocab
+    if config.sampler == "resample":
+        return 8 * cv * 4 + 96 * config.slots
     total = 8 * cv * (10 + (1 if config.pooled else 0) + 2 * config.window)
     if config.sampler == "tokens":
         total += 64 * config.capacity
@@ -81,8 +83,12 @@ def _start(key, start, params, *, config, chunk, per_context):
 
     def one(k):
         s0 = kernel.init(k, params, config)
+        info0 = kernel.measure(s0, params, per_context)
+        if config.sampler == "resample":
+            s1 = resample.first_step(jax.random.fold_in(k, 1), resample.init(k, params, config), params, config)
+            return s1, info0, resample.measure(s1, params, config, per_context)
         s1 = kernel.first_step(jax.random.fold_in(k, 1), s0, params, config)
-        return s1, kernel.measure(s0, params, per_context), kernel.measure(s1, params, per_context)
+        return s1, info0, kernel.measure(s1, params, per_context)
 
     state, info0, info1 = jax.vmap(one)(keys)
     return keys, state, info0, info1
@@ -90,15 +96,27 @@ def _start(key, start, params, *, config, chunk, per_context):
 
 @functools.partial(jax.jit, static_argnames=("config", "length", "per_context"), donate_argnames=("state",))
 def _segment(keys, state, params, first_generation, last_generation, *, config, length, per_context):
+    engine = resample if config.sampler == "resample" else kernel
+
     def advance(s, m):
-        return jax.vmap(lambda k, c: kernel.next_step(jax.random.fold_in(k, m), c, params, config))(keys, s)
+        return jax.vmap(lambda k, c: engine.next_step(jax.random.fold_in(k, m), c, params, config))(keys, s)
+
+    def measure(c):
+        if config.sampler == "resample":
+            return resample.measure(c, params, config, per_context)
+        return kernel.measure(c, params, per_context)
 
     def body(s, i):
         m = first_generation + i
         s = lax.cond(m <= last_generation, advance, lambda s, m: s, s, m)
-        return s, jax.vmap(lambda c: kernel.measure(c, params, per_context))(s)
+        return s, jax.vmap(measure)(s)
 
     return lax.scan(body, state, jnp.arange(length))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _resample_models(state, params, *, config):
+    return jax.vmap(lambda s: resample.model(s, params, config))(state)
 
 
 def segment_length(generations: int, segments: int = 20) -> int:
@@ -188,7 +206,9 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
             ctx_time[start:start + n] = np.asarray(state.collapse_time)[:n]
             ctx_token[start:start + n] = np.asarray(state.collapse_token)[:n]
             if keep_final:
-                final[start:start + n] = np.asarray(state.model)[:n]
+                models = (_resample_models(state, dparams, config=config) if config.sampler == "resample"
+                          else state.model)
+                final[start:start + n] = np.asarray(models)[:n]
     settings = {
         "regime": regime.describe(), "kind": regime.kind, "contexts": c, "vocab": v,
         "chains": chains, "generations": generations, "smoothing": float(smoothing),
