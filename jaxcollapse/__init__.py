@@ -14,6 +14,8 @@ from .regimes import (REGIMES, Decoding, Regime, accumulate, accumulate_subsampl
                       fully_synthetic, most_recent, partially_synthetic, random_history, regime)
 from .result import Result, Summary
 from .simulate import simulate
+from .corpus import Corpus, load_corpus, ngram_model
+from .results_io import Run, load_run, save_result
 
 __version__ = "0.1.0"
 
@@ -22,5 +24,5 @@ __all__ = [
     "Config", "Params", "State", "build", "decode", "first_step", "init", "measure", "next_step", "step",
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
-    "Result", "Summary", "simulate", "kernel", "metrics", "resample", "samplers",
+    "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
 ]

@@ -21,7 +21,7 @@ from jax import lax
 from . import metrics as _metrics
 from . import resample, samplers
 from .errors import ConfigError, check_float, check_int
-from .initial import Initial, as_initial
+from .initial import as_initial
 from .regimes import Decoding, Regime, context_sizes
 
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from . import samplers
+from .metrics import per_context as per_context_table
 from .metrics import weighted
 
 if TYPE_CHECKING:
@@ -217,8 +218,17 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
 
 
 def measure(state: ResampleState, params: Params, config: Config, per_context: bool = False) -> dict:
-    """Context-weighted metrics of ``p^(m)`` (``m >= 1``); with ``per_context`` also ``"<name>/context"``."""
-    values = _per_context(state, params, config)
+    """Context-weighted metrics of ``p^(m)`` (``m >= 1``); with ``per_context`` also ``"<name>/context"``.
+
+    With more training samples than table cells, the metrics are taken on the ``(C, V)`` count table instead
+    of per sample (the same values, fewer operations).
+    """
+    if config.slots > config.contexts * config.vocab:
+        first = (state.first.reshape(config.contexts, config.vocab).astype(jnp.float64)
+                 / params.first.astype(jnp.float64)[:, None])
+        values = per_context_table(model(state, params, config), jnp.asarray(params.initial, jnp.float64), first)
+    else:
+        values = _per_context(state, params, config)
     info = weighted(values, params.weights)
     if per_context:
         info.update({f"{k}/context": v for k, v in values.items()})

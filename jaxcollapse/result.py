@@ -130,8 +130,8 @@ class Result:
         out = io.StringIO()
         out.write("generation,metric,mean,sd,ci_low,ci_high,n\n")
         for r in self.summary_rows():
-            out.write(f"{r['generation']},{r['metric']},{r['mean']!r},{r['sd']!r},"
-                      f"{r['ci_low']!r},{r['ci_high']!r},{r['n']}\n")
+            out.write(f"{r['generation']},{r['metric']},{float(r['mean'])!r},{float(r['sd'])!r},"
+                      f"{float(r['ci_low'])!r},{float(r['ci_high'])!r},{r['n']}\n")
         return out.getvalue()
 
     def format(self, metrics=("collision", "max_prob", "l1_initial", "support", "entropy", "kl"),

@@ -119,6 +119,36 @@ def _resample_models(state, params, *, config):
     return jax.vmap(lambda s: resample.model(s, params, config))(state)
 
 
+class _Run:
+    """One chunk in flight on one device: its state and the metric blocks fetched so far."""
+
+    def __init__(self, start, n, keys, state, params, pending):
+        self.start, self.n, self.keys, self.state, self.params = start, n, keys, state, params
+        self.pending = pending
+        self.block = {m: [] for m in METRIC_NAMES}
+        self.cblock = {m: [] for m in METRIC_NAMES}
+
+    def collect(self, used: int, per_context: bool) -> None:
+        """Fetch the pending infos (``(generations, chunk)`` each, or ``(chunk,)`` for single generations)."""
+        for info in self.pending:
+            for m in METRIC_NAMES:
+                a = np.asarray(info[m])
+                self.block[m].append(a[:, None][: self.n] if a.ndim == 1 else a[:used, : self.n].T)
+                if per_context:
+                    b = np.asarray(info[m + "/context"])
+                    self.cblock[m].append(b[: self.n, None] if b.ndim == 2 else b[:used, : self.n].transpose(1, 0, 2))
+        self.pending = []
+
+
+def _devices(devices):
+    if devices is None:
+        return jax.local_devices()
+    devices = list(devices)
+    if not devices:
+        raise ConfigError("devices must name at least one JAX device")
+    return devices
+
+
 def segment_length(generations: int, segments: int = 20) -> int:
     """Generations per compiled segment (progress is reported between segments)."""
     rest = generations - 1
@@ -129,7 +159,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
              decoding: Decoding | None = None, smoothing: float = 0.0, sampler: str = "auto",
              chunk_size: int | None = None, memory: int = DEFAULT_MEMORY, per_context: bool = False,
              keep_traces: bool = True, keep_final: bool | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Result:
+             progress: Callable[[int, int], None] | None = None, devices=None) -> Result:
     """Simulate ``chains`` independent chains of recursive training for ``generations`` generations.
 
     Args:
@@ -148,6 +178,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
       keep_traces: keep per-chain traces (else only the summary and collapse times).
       keep_final: keep the final ``(chains, contexts, vocab)`` models (default: if under 512 MiB).
       progress: called as ``progress(chain_generations_done, chain_generations_total)`` between segments.
+      devices: JAX devices to spread the chunks over (default: all local devices of the default backend);
+        results are bit-identical for any number of devices.
     """
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
@@ -172,49 +204,57 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         ctx_token = np.empty((chains, c), np.int64)
         final = np.empty((chains, c, v)) if keep_final else None
         seg = segment_length(generations)
-        dparams = jax.tree.map(jnp.asarray, params)
+        devices = _devices(devices)
+        placed = [(jax.device_put(params, d), jax.device_put(key, d)) for d in devices]
+        starts = list(range(0, chains, chunk))
         total_work, done = chains * generations, 0
-        for start in range(0, chains, chunk):
-            n = min(chunk, chains - start)
-            keys, state, info0, info1 = _start(key, jnp.uint32(start), dparams, config=config, chunk=chunk,
-                                               per_context=per_context)
-            block = {m: [np.asarray(info0[m])[:n, None], np.asarray(info1[m])[:n, None]] for m in METRIC_NAMES}
-            cblock = ({m: [np.asarray(info0[m + "/context"])[:n, None], np.asarray(info1[m + "/context"])[:n, None]]
-                       for m in METRIC_NAMES} if per_context else None)
-            done += n
+        # Chunks run in waves, one per device; every device gets the same chunk shape, so a chain's
+        # trajectory is the same whichever device (or how many) computed it.
+        for wave in range(0, len(starts), len(devices)):
+            runs = []
+            for start, (dparams, dkey) in zip(starts[wave:wave + len(devices)], placed):
+                keys, state, info0, info1 = _start(dkey, jnp.uint32(start), dparams, config=config, chunk=chunk,
+                                                   per_context=per_context)
+                runs.append(_Run(start, min(chunk, chains - start), keys, state, dparams, [info0, info1]))
+            for run in runs:
+                run.collect(2, per_context)
+            done += sum(r.n for r in runs)
             if progress:
                 progress(done, total_work)
             for first_gen in range(2, generations + 1, seg):
-                state, info = _segment(keys, state, dparams, jnp.int32(first_gen), jnp.int32(generations),
-                                       config=config, length=seg, per_context=per_context)
                 used = min(seg, generations + 1 - first_gen)
-                for m in METRIC_NAMES:
-                    block[m].append(np.asarray(info[m])[:used, :n].T)
-                    if per_context:
-                        cblock[m].append(np.asarray(info[m + "/context"])[:used, :n].transpose(1, 0, 2))
-                done += n * used
+                for run in runs:
+                    run.state, info = _segment(run.keys, run.state, run.params, jnp.int32(first_gen),
+                                               jnp.int32(generations), config=config, length=seg,
+                                               per_context=per_context)
+                    run.pending.append(info)
+                for run in runs:
+                    run.collect(used, per_context)
+                done += sum(r.n * used for r in runs)
                 if progress:
                     progress(done, total_work)
-            for m in METRIC_NAMES:
-                arr = np.concatenate(block[m], axis=1)
-                moments[m].update(arr)
-                if keep_traces:
-                    traces[m][start:start + n] = arr
-                if per_context:
-                    ctx[m][start:start + n] = np.concatenate(cblock[m], axis=1)
-            collapse_time[start:start + n] = np.asarray(state.chain_collapse)[:n]
-            ctx_time[start:start + n] = np.asarray(state.collapse_time)[:n]
-            ctx_token[start:start + n] = np.asarray(state.collapse_token)[:n]
-            if keep_final:
-                models = (_resample_models(state, dparams, config=config) if config.sampler == "resample"
-                          else state.model)
-                final[start:start + n] = np.asarray(models)[:n]
+            for run in runs:
+                start, n, state = run.start, run.n, run.state
+                for m in METRIC_NAMES:
+                    arr = np.concatenate(run.block[m], axis=1)
+                    moments[m].update(arr)
+                    if keep_traces:
+                        traces[m][start:start + n] = arr
+                    if per_context:
+                        ctx[m][start:start + n] = np.concatenate(run.cblock[m], axis=1)
+                collapse_time[start:start + n] = np.asarray(state.chain_collapse)[:n]
+                ctx_time[start:start + n] = np.asarray(state.collapse_time)[:n]
+                ctx_token[start:start + n] = np.asarray(state.collapse_token)[:n]
+                if keep_final:
+                    models = (_resample_models(state, run.params, config=config) if config.sampler == "resample"
+                              else state.model)
+                    final[start:start + n] = np.asarray(models)[:n]
     settings = {
         "regime": regime.describe(), "kind": regime.kind, "contexts": c, "vocab": v,
         "chains": chains, "generations": generations, "smoothing": float(smoothing),
         "decoding": None if decoding is None else {"temperature": decoding.temperature, "top_k": decoding.top_k,
                                                     "top_p": decoding.top_p},
-        "sampler": config.sampler, "chunk_size": chunk,
+        "sampler": config.sampler, "chunk_size": chunk, "devices": [str(d) for d in devices],
         "sizes": {"first": params.first.tolist(), "real": params.real.tolist(),
                   "synthetic": params.synthetic.tolist(), "train": params.train.tolist()}
         if c <= 64 else {"first_total": int(params.first.sum()), "real_total": int(params.real.sum()),

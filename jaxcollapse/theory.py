@@ -186,6 +186,11 @@ def collapse_token_probability(p) -> np.ndarray:
 _CACHE_MAX_N = 1000
 
 
+#: Probabilities below this are set to 0 in the Wright–Fisher propagation: subnormal numbers make the
+#: matrix products orders of magnitude slower, and mass this small cannot change any reported digit.
+_TINY = 1e-280
+
+
 def _wf_matrix(n: int) -> np.ndarray:
     """Read-only (n+1)x(n+1) two-type Wright–Fisher matrix ``P[j, k] = Binom(k; n, j/n)`` (cached for
     ``n <= 1000``; larger ones, up to 200 MB, are rebuilt on each call rather than kept alive)."""
@@ -200,6 +205,7 @@ def _wf_matrix_cached(n: int) -> np.ndarray:
 def _build_wf_matrix(n: int) -> np.ndarray:
     j = np.arange(n + 1, dtype=np.float64)
     mat = _stats.binom.pmf(j[None, :], n, j[:, None] / n)
+    mat[mat < _TINY] = 0.0
     mat = np.ascontiguousarray(mat, dtype=np.float64)
     mat.setflags(write=False)
     return mat
@@ -222,6 +228,7 @@ def _wf_marginals(values: np.ndarray, n: int, generations: int) -> tuple[np.ndar
     for m in range(1, generations + 1):
         if m > 1:
             dist = dist @ mat
+            dist[dist < _TINY] = 0.0
         alive[m] = dist[:, 1:].sum(axis=1)                               # sum, not 1 - P(0): keeps tiny tails
         fixed[m] = dist[:, n]
     np.clip(alive, 0.0, 1.0, out=alive)

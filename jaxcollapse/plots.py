@@ -1,0 +1,298 @@
+"""Figures of a finished run, drawn from its saved files (matplotlib, Agg; PNG and PDF).
+
+* ``traces``: every metric per generation, the mean over chains with its 95% confidence band, a few chains
+  faint, and the exact theory where one applies (fully synthetic: collision probability, and the expected
+  support from the Wright–Fisher chain when cheap; partially synthetic: Theorem 2 corrected, and as printed
+  dashed; accumulate: collision probability).
+* ``collapse``: histogram of the observed collapse times and the Kaplan–Meier survival ``P(T > m)`` with its
+  interval; for fully synthetic runs, the exact expected collapse time, Littler's approximation and the
+  Theorem 1 bounds as vertical lines, and the exact survival curve and Theorem 1 probability bounds.
+* ``contexts`` (several contexts): the share of contexts collapsed per generation, the distribution of
+  per-context median collapse times, and per-context L1 drift when per-context traces were kept.
+* ``simplex`` (3-token vocabularies, the paper's Figure 1): trajectories of the first chains in barycentric
+  coordinates, points coloured by generation.
+
+``plot_run(directory)`` writes them all to ``directory/plots/``; ``jaxcollapse plot DIR`` calls it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .result import METRIC_NAMES
+from .results_io import PLOTS, Run, atomic_file, load_run
+
+#: Faint individual chains drawn on each trace panel.
+FAINT_CHAINS = 5
+FORMATS = ("png", "pdf")
+
+_UNITS = {
+    "collision": "Σ p²", "max_prob": "max p", "l1_initial": "‖p − p⁽⁰⁾‖₁", "l1_first": "‖p − p⁽¹⁾‖₁",
+    "entropy": "entropy (nats)", "support": "tokens alive", "missing_mass": "p⁽⁰⁾ mass lost",
+    "kl": "KL(p⁽⁰⁾ ‖ p) (nats)",
+}
+
+
+def _figure(*args, **kwargs):
+    from matplotlib.figure import Figure
+
+    return Figure(*args, **kwargs)
+
+
+def _save(fig, folder: str, name: str, formats) -> list[str]:
+    paths = []
+    for fmt in formats:
+        path = os.path.join(folder, f"{name}.{fmt}")
+        with atomic_file(path) as f:
+            fig.savefig(f, format=fmt, dpi=120 if fmt == "png" else None, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _title(run: Run) -> str:
+    s = run.result.settings
+    cfg = run.config
+    init = cfg.get("initial_description") or ""
+    return (f"{s.get('regime', '?')}  ·  {init + '  ·  ' if init else ''}{run.result.chains} chains × "
+            f"{run.result.generations} generations")
+
+
+def plot_traces(run: Run, folder: str, formats=FORMATS) -> list[str]:
+    """Metric traces: mean with 95% CI band, a few chains faint, theory overlaid."""
+    res = run.result
+    g = np.arange(res.generations + 1)
+    theory = run.theory
+    metrics = [m for m in METRIC_NAMES if m in res.summary] + [m for m in res.summary if m not in METRIC_NAMES]
+    cols = 4
+    rows = (len(metrics) + cols - 1) // cols
+    fig = _figure(figsize=(4.2 * cols, 3.3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, m in zip(axes, metrics):
+        s = res.summary[m]
+        if res.traces is not None and m in res.traces:
+            tr = res.traces[m][:FAINT_CHAINS]
+            for row in tr:
+                ax.plot(g, np.where(np.isfinite(row), row, np.nan), color="0.55", lw=0.6, alpha=0.45)
+        finite = np.isfinite(s.mean)
+        ax.plot(g[finite], s.mean[finite], color="C0", lw=1.6, label="mean")
+        band = finite & np.isfinite(s.ci_low) & np.isfinite(s.ci_high)
+        ax.fill_between(g, np.where(band, s.ci_low, np.nan), np.where(band, s.ci_high, np.nan), color="C0",
+                        alpha=0.25, lw=0, label="95% CI")
+        for i, c in enumerate(theory.curves.get(m, [])):
+            ax.plot(g, c.values, color="C3" if i == 0 else "C1", ls=c.style, lw=1.2, label=c.label)
+        inf = np.isinf(s.mean)
+        if inf.any():
+            _infinite_panel(ax, g, s, res.traces.get(m) if res.traces is not None else None)
+        ax.set_title(m, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(_UNITS.get(m, m), fontsize=9)
+        ax.grid(alpha=0.3)
+        if m == "collision" or m in theory.curves:
+            ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    fig.suptitle(_title(run), fontsize=10)
+    return _save(fig, folder, "traces", formats)
+
+
+def _infinite_panel(ax, g, s, traces) -> None:
+    """A metric whose mean is +inf (KL once a token is lost): the mean over the chains where it is finite, and
+    the share of chains where it is infinite on a second axis."""
+    first = int(np.argmax(np.isinf(s.mean)))
+    if traces is not None:
+        fin = np.isfinite(traces)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = np.where(fin.any(axis=0), np.where(fin, traces, 0).sum(axis=0) / np.maximum(fin.sum(axis=0), 1),
+                         np.nan)
+        (line,) = ax.plot(g, m, color="C0", lw=1.6, ls="--", label="mean over chains where finite")
+        ax.legend(handles=[line], fontsize=7, loc="upper left")
+    twin = ax.twinx()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.asarray(s.infinite) / np.maximum(np.asarray(s.n), 1)
+    twin.plot(g, share, color="C2", lw=1.2, label="share of chains with +∞")
+    twin.set_ylim(-0.02, 1.02)
+    twin.set_ylabel("share of chains with +∞", fontsize=8, color="C2")
+    ax.text(0.98, 0.5, f"mean = +∞ from generation {first}\n(a token of p⁽⁰⁾ lost)", transform=ax.transAxes,
+            ha="right", va="center", fontsize=8)
+    twin.legend(fontsize=7, loc="lower right")
+
+
+def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
+    """Histogram of observed collapse times and the Kaplan–Meier survival curve, with theory."""
+    from .analysis import kaplan_meier
+
+    res = run.result
+    big_g = res.generations
+    t = res.collapse_time
+    done = t >= 0
+    col = run.theory.collapse
+    fig = _figure(figsize=(11, 4), layout="constrained")
+    ax_h, ax_s = fig.subplots(1, 2)
+    if done.any():
+        obs = t[done]
+        bins = np.arange(0, big_g + 2) - 0.5 if big_g <= 100 else np.linspace(-0.5, big_g + 0.5, 51)
+        ax_h.hist(obs, bins=bins, color="C0", alpha=0.75, label=f"observed ({done.sum()} chains)")
+    else:
+        ax_h.text(0.5, 0.5, f"no chain collapsed within {big_g} generations", transform=ax_h.transAxes,
+                  ha="center", va="center")
+    lines = [("expected", "exact E[T]", "C3", "-"), ("littler", "Littler E[T] (approx.)", "C1", "--"),
+             ("bound_low", "Theorem 1 lower bound", "0.3", ":"), ("bound_high", "Theorem 1 upper bound", "0.3", "-.")]
+    for key, label, color, ls in lines:
+        if key in col:
+            x = float(col[key])
+            if x <= big_g * 1.05:
+                ax_h.axvline(x, color=color, ls=ls, lw=1.3, label=f"{label} = {x:.1f}")
+            else:
+                ax_h.plot([], [], color=color, ls=ls, label=f"{label} = {x:.4g} (off scale)")
+    ax_h.set_xlim(-0.5, big_g + 0.5)
+    ax_h.set_xlabel("collapse time T (generation)")
+    ax_h.set_ylabel("chains")
+    ax_h.set_title(f"{done.sum()} of {res.chains} chains collapsed within {big_g} generations", fontsize=10)
+    if ax_h.get_legend_handles_labels()[0]:
+        ax_h.legend(fontsize=7)
+    ax_h.grid(alpha=0.3)
+    km = kaplan_meier(np.where(done, t, big_g), done)
+    x = np.append(km.time, big_g)
+    ax_s.step(x, np.append(km.survival, km.survival[-1]), where="post", color="C0", label="Kaplan–Meier P(T > m)")
+    ax_s.fill_between(x, np.append(km.ci_low, km.ci_low[-1]), np.append(km.ci_high, km.ci_high[-1]), step="post",
+                      color="C0", alpha=0.25, lw=0, label="95% CI")
+    gens = np.arange(big_g + 1)
+    if "collapsed" in col:
+        ax_s.plot(gens, 1 - col["collapsed"], color="C3", lw=1.2, label="exact (Wright–Fisher)")
+    if "prob_low" in col:
+        ax_s.plot(gens, 1 - col["prob_low"], color="0.3", ls=":", lw=1, label="Theorem 1 bounds")
+        ax_s.plot(gens, 1 - col["prob_high"], color="0.3", ls=":", lw=1)
+    ax_s.set_ylim(-0.02, 1.02)
+    ax_s.set_xlim(0, big_g)
+    ax_s.set_xlabel("generation m")
+    ax_s.set_ylabel("P(not collapsed by m)")
+    ax_s.set_title("survival of the collapse time (censored at the last generation)", fontsize=10)
+    ax_s.legend(fontsize=7)
+    ax_s.grid(alpha=0.3)
+    fig.suptitle(_title(run), fontsize=10)
+    return _save(fig, folder, "collapse", formats)
+
+
+def plot_contexts(run: Run, folder: str, formats=FORMATS) -> list[str]:
+    """Per-context collapse: share of contexts collapsed, median collapse times, per-context drift."""
+    from .corpus import show_label
+    from .results_io import context_stats
+
+    res, init = run.result, run.initial
+    t = res.context_collapse_time
+    big_g = res.generations
+    w = np.asarray(init.weights)
+    gens = np.arange(big_g + 1)
+    tt = np.where(t >= 0, t, big_g + 1)
+    # share of contexts collapsed by generation m, averaged over chains (weighted and unweighted)
+    hist = np.zeros((big_g + 2,))
+    hist_w = np.zeros((big_g + 2,))
+    for j in range(t.shape[1]):
+        b = np.bincount(tt[:, j], minlength=big_g + 2)[: big_g + 2]
+        hist += b
+        hist_w += w[j] * b
+    share = np.cumsum(hist)[: big_g + 1] / t.size
+    share_w = np.cumsum(hist_w)[: big_g + 1] / t.shape[0]
+    drift = "context_mean_l1_initial" in run.arrays
+    fig = _figure(figsize=(15 if drift else 10, 4), layout="constrained")
+    axes = fig.subplots(1, 3 if drift else 2)
+    ax = axes[0]
+    ax.plot(gens, share_w, color="C0", label="weighted by context frequency")
+    ax.plot(gens, share, color="C1", ls="--", label="unweighted")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("share of contexts collapsed")
+    ax.set_title("contexts collapsed (mean over chains)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    st = context_stats(t, res.collapse_token, init, big_g)
+    ax = axes[1]
+    med = st.median_time[(st.support >= 2) & np.isfinite(st.median_time)]
+    if med.size:
+        ax.hist(med, bins=min(40, max(5, med.size // 3)), color="C0", alpha=0.8)
+    not_reached = int(((st.support >= 2) & np.isnan(st.median_time)).sum())
+    ax.set_xlabel("median collapse time of the context (generation)")
+    ax.set_ylabel("contexts")
+    ax.set_title(f"{med.size} contexts with a median ≤ {big_g}; {not_reached} beyond", fontsize=10)
+    ax.grid(alpha=0.3)
+    if drift:
+        ax = axes[2]
+        l1 = run.arrays["context_mean_l1_initial"]
+        top = np.argsort(-w, kind="stable")[:8]
+        for j in top:
+            label = show_label(init.context_labels[j]) if init.context_labels else str(j)
+            ax.plot(gens, l1[:, j], lw=0.9, label=f"'{label}' (w {w[j]:.3f})")
+        ax.plot(gens, np.nanmean(l1, axis=1), color="k", lw=2, label="average over contexts")
+        ax.plot(gens, l1 @ w, color="k", lw=2, ls="--", label="weighted by frequency")
+        ax.set_xlabel("generation")
+        ax.set_ylabel("mean ‖p − p⁽⁰⁾‖₁ of the context")
+        ax.set_title("L1 drift of next-token distributions", fontsize=10)
+        ax.legend(fontsize=6, ncol=2)
+        ax.grid(alpha=0.3)
+    fig.suptitle(_title(run), fontsize=10)
+    return _save(fig, folder, "contexts", formats)
+
+
+def barycentric(p: np.ndarray) -> np.ndarray:
+    """2-D coordinates ``(..., 2)`` of 3-token distributions ``(..., 3)`` in the equilateral triangle."""
+    p = np.asarray(p, np.float64)
+    x = p[..., 1] + 0.5 * p[..., 2]
+    y = (np.sqrt(3) / 2) * p[..., 2]
+    return np.stack([x, y], axis=-1)
+
+
+def plot_simplex(run: Run, folder: str, formats=FORMATS) -> list[str]:
+    """The paper's Figure 1: trajectories in the 3-token simplex, coloured by generation."""
+    traj = run.arrays.get("trajectories")
+    if traj is None or traj.shape[-1] != 3:
+        return []
+    k, width, c, _ = traj.shape
+    init = run.initial
+    fig = _figure(figsize=(6.5, 5.8), layout="constrained")
+    ax = fig.subplots()
+    corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
+    ax.plot(corners[:, 0], corners[:, 1], color="k", lw=1)
+    labels = init.labels if init is not None and init.labels else ("token 0", "token 1", "token 2")
+    from .corpus import show_label
+
+    for (x, y), lab, ha, va in zip(corners[:3], labels, ("right", "left", "center"), ("top", "top", "bottom")):
+        ax.text(x, y, f" {show_label(str(lab))} ", ha=ha, va=va, fontsize=10)
+    gens = np.arange(width)
+    if c == 1:
+        pts = traj[:, :, 0, :]                      # (chains, G+1, 3)
+        what = f"{k} chains"
+    else:
+        pts = np.moveaxis(traj[0, :, : min(c, 100), :], 1, 0)  # (contexts, G+1, 3) of chain 0
+        what = f"{pts.shape[0]} contexts of chain 0"
+    xy = barycentric(pts)
+    for line in xy:
+        ax.plot(line[:, 0], line[:, 1], color="0.6", lw=0.5, alpha=0.6, zorder=1)
+    sc = ax.scatter(xy[..., 0].ravel(), xy[..., 1].ravel(), c=np.broadcast_to(gens, xy.shape[:2]).ravel(),
+                    cmap="viridis", s=9, zorder=2)
+    if init is not None:
+        p0 = barycentric(np.asarray(init.probs)[: min(c, 100)])
+        ax.scatter(p0[:, 0], p0[:, 1], marker="*", s=90 if c == 1 else 30, color="C3", edgecolor="k", lw=0.4,
+                   zorder=3, label="p⁽⁰⁾")
+        ax.legend(loc="upper right", fontsize=8)
+    fig.colorbar(sc, ax=ax, label="generation", shrink=0.8)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(f"{run.result.settings.get('regime', '')}: {what} in the simplex", fontsize=10)
+    return _save(fig, folder, "simplex", formats)
+
+
+def plot_run(run, out_dir: str | None = None, formats=FORMATS) -> list[str]:
+    """Draw every figure of a run (a :class:`~jaxcollapse.results_io.Run` or its directory) into
+    ``out_dir`` (default ``<run>/plots``); returns the files written."""
+    if not isinstance(run, Run):
+        run = load_run(run)
+    folder = out_dir or os.path.join(run.path, PLOTS)
+    os.makedirs(folder, exist_ok=True)
+    files = plot_traces(run, folder, formats)
+    files += plot_collapse(run, folder, formats)
+    if run.initial is not None and run.result.context_collapse_time.shape[1] > 1:
+        files += plot_contexts(run, folder, formats)
+    files += plot_simplex(run, folder, formats)
+    return files

@@ -1,0 +1,621 @@
+"""A study's results directory: writing it atomically, reading it back, and the theory that goes with it.
+
+A finished run directory holds:
+
+``summary.csv``     tidy per-generation statistics, ``generation,metric,mean,sd,ci_low,ci_high,n``
+                    (the rows of :meth:`Result.summary_rows`; ``inf`` where a chain's KL is infinite, ``nan``
+                    where undefined).
+``traces.npz``      per-chain traces ``<metric>`` ``(chains, G+1)`` (unless traces were not kept),
+                    ``collapse_time`` ``(chains,)`` (-1 = censored), ``collapse_token`` and
+                    ``context_collapse_time`` ``(chains, contexts)``, ``final`` ``(chains, contexts, vocab)``
+                    when kept, the truth ``initial`` ``(contexts, vocab)`` and its ``weights``, token ``labels`` and
+                    ``context_labels`` when known, per-context mean traces ``context_mean_<metric>``
+                    ``(G+1, contexts)`` for per-context runs, ``summary_infinite`` ``(metrics, G+1)`` and, for
+                    3-token vocabularies, ``trajectories`` ``(k, G+1, contexts, 3)`` of the first ``k`` chains.
+``collapse.csv``    ``chain,collapse_time,censored,token``; a censored chain's ``collapse_time`` is the last
+                    generation simulated (survival-analysis convention); ``token`` is the token a one-context
+                    chain collapsed onto (-1 if censored or if the model has several contexts).
+``contexts.csv``    (several contexts) per-context initial support and collision probability, weight, fraction of
+                    chains collapsed, median collapse time (NaN when fewer than half collapsed) and the token
+                    most often collapsed onto.
+``plots/``          figures (:mod:`jaxcollapse.plots`).
+``manifest.json``   configuration as given and resolved, seed, versions, backend, wall time, the command line,
+                    and the marker ``"jaxcollapse_run": 1``.
+
+Every file is written to a temporary name in the directory and moved into place with ``os.replace``; the
+manifest is written last, so a directory without one is never a finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import ConfigError
+from .initial import Initial
+from .result import Result, Summary
+
+MANIFEST = "manifest.json"
+MARKER = "jaxcollapse_run"
+FORMAT_VERSION = 1
+SUMMARY = "summary.csv"
+TRACES = "traces.npz"
+COLLAPSE = "collapse.csv"
+CONTEXTS = "contexts.csv"
+PLOTS = "plots"
+#: Files (and the plots folder) a run writes; ``--overwrite`` removes only these.
+RUN_FILES = (MANIFEST, SUMMARY, TRACES, COLLAPSE, CONTEXTS)
+
+
+# ------------------------------------------------------------------------------------------------
+# directories and atomic writes
+
+
+def read_manifest(directory) -> dict | None:
+    """The manifest of a finished run in ``directory``, or None if it has none (or not a valid one)."""
+    path = os.path.join(os.fspath(directory), MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get(MARKER) == 1:
+        return data
+    return None
+
+
+def is_run(directory) -> bool:
+    """Whether ``directory`` holds a finished jaxcollapse run (a manifest with the run marker)."""
+    return read_manifest(directory) is not None
+
+
+def check_out_dir(directory, overwrite: bool = False) -> None:
+    """Raise ConfigError unless results may be written to ``directory``.
+
+    Allowed: a directory that does not exist yet (its nearest existing parent must be writable), an empty
+    directory, or a finished jaxcollapse run when ``overwrite`` is true.
+    """
+    d = os.fspath(directory)
+    if os.path.exists(d):
+        if not os.path.isdir(d):
+            raise ConfigError(f"output {d} exists and is not a directory")
+        if os.listdir(d):
+            if not is_run(d):
+                raise ConfigError(f"output directory {d} exists, is not empty and is not a finished jaxcollapse run "
+                                  f"(no {MANIFEST}); choose another --out or empty it")
+            if not overwrite:
+                raise ConfigError(f"output directory {d} already holds a jaxcollapse run; pass --overwrite to "
+                                  f"replace it or choose another --out")
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise ConfigError(f"output directory {d} is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(d))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create output directory {d}: {parent} is not a writable directory")
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode: str = "wb"):
+    """Open a temporary file next to ``path``; on success flush, fsync and ``os.replace`` it onto ``path``."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
+    f = open(tmp, mode, **kwargs)
+    try:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+    except BaseException:
+        f.close()
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def clear_run(directory) -> None:
+    """Remove a previous run's files (manifest first, so the directory stops being a run at once)."""
+    d = os.fspath(directory)
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(d, name))
+    plots = os.path.join(d, PLOTS)
+    if os.path.isdir(plots):
+        for name in os.listdir(plots):
+            if name.endswith((".png", ".pdf")):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(plots, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(plots)
+
+
+# ------------------------------------------------------------------------------------------------
+# environment
+
+
+def versions() -> dict:
+    """Versions of jaxcollapse, jax, jaxlib, numpy, scipy, matplotlib and Python."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("jaxcollapse", "jax", "jaxlib", "numpy", "scipy", "matplotlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def backend() -> dict:
+    """The JAX backend and its first device."""
+    try:
+        import jax
+
+        devices = jax.devices()
+        return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+                "device_count": len(devices), "platform": devices[0].platform}
+    except Exception as e:  # pragma: no cover - reported, never fatal
+        return {"backend": None, "error": str(e)}
+
+
+# ------------------------------------------------------------------------------------------------
+# per-context collapse statistics
+
+
+class ContextStats(NamedTuple):
+    """Per-context collapse statistics over chains, each ``(contexts,)``."""
+
+    weight: np.ndarray
+    support: np.ndarray
+    collision: np.ndarray
+    collapsed_fraction: np.ndarray
+    median_time: np.ndarray          # float, NaN when fewer than half of the chains collapsed
+    top_token: np.ndarray            # int, -1 if no chain collapsed
+    top_token_share: np.ndarray      # share of the collapsed chains that chose top_token (NaN if none)
+    top_token_initial: np.ndarray    # p0 of top_token (Proposition 1: the expected share)
+
+
+def context_stats(context_collapse_time, collapse_token, initial: Initial, generations: int) -> ContextStats:
+    """Collapse fraction, median collapse time (censored at ``generations``) and favourite token per context."""
+    t = np.asarray(context_collapse_time)
+    tok = np.asarray(collapse_token)
+    chains, c = t.shape
+    probs = np.asarray(initial.probs)
+    done = t >= 0
+    frac = done.mean(axis=0)
+    big = np.where(done, t, np.iinfo(np.int64).max)
+    k = math.ceil(chains / 2) - 1
+    kth = np.partition(big, k, axis=0)[k]
+    median = np.where(kth <= generations, kth, np.nan).astype(np.float64)
+    v = probs.shape[1]
+    top = np.full(c, -1, np.int64)
+    share = np.full(c, np.nan)
+    p_top = np.full(c, np.nan)
+    ncol = done.sum(axis=0)
+    for j in np.nonzero(ncol)[0]:
+        counts = np.bincount(tok[done[:, j], j], minlength=v)
+        top[j] = int(np.argmax(counts))
+        share[j] = counts[top[j]] / ncol[j]
+        p_top[j] = probs[j, top[j]]
+    return ContextStats(np.asarray(initial.weights, np.float64), (probs > 0).sum(axis=1),
+                        (probs * probs).sum(axis=1), frac, median, top, share, p_top)
+
+
+def earliest_contexts(stats: ContextStats, k: int = 10) -> np.ndarray:
+    """Indices of the ``k`` earliest-collapsing contexts among those with at least two possible next tokens:
+    by median collapse time, then by fraction collapsed (higher first), then by weight (higher first)."""
+    live = np.nonzero(stats.support >= 2)[0]
+    med = np.where(np.isnan(stats.median_time[live]), np.inf, stats.median_time[live])
+    order = np.lexsort((-stats.weight[live], -stats.collapsed_fraction[live], med))
+    return live[order[:k]]
+
+
+def contexts_csv(stats: ContextStats, initial: Initial) -> str:
+    """``contexts.csv`` text: one row per context."""
+    from .corpus import show_label
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["context", "label", "weight", "support", "collision", "collapsed_fraction",
+                "median_collapse_time", "top_token", "top_token_label", "top_token_share", "top_token_p0"])
+    clabels = initial.context_labels
+    labels = initial.labels
+    for j in range(stats.weight.size):
+        top = int(stats.top_token[j])
+        w.writerow([j, show_label(clabels[j]) if clabels else "", repr(float(stats.weight[j])),
+                    int(stats.support[j]), repr(float(stats.collision[j])),
+                    repr(float(stats.collapsed_fraction[j])), _num(stats.median_time[j]), top,
+                    show_label(labels[top], "") if labels and top >= 0 else "",
+                    _num(stats.top_token_share[j]), _num(stats.top_token_initial[j])])
+    return out.getvalue()
+
+
+def format_contexts(stats: ContextStats, initial: Initial, generations: int, chains: int, k: int = 10) -> str:
+    """The table of the ``k`` earliest-collapsing contexts, with their labels."""
+    from .corpus import show_label
+
+    idx = earliest_contexts(stats, k)
+    idx = idx[stats.collapsed_fraction[idx] > 0]
+    c = stats.weight.size
+    fixed = int((stats.support < 2).sum())
+    ever = stats.collapsed_fraction.mean()
+    lines = [f"contexts: {c}; {fixed} have a single possible next token (collapsed from the start, not ranked); "
+             f"{100 * ever:.1f}% of (chain, context) pairs collapsed within {generations} generations"]
+    if idx.size == 0:
+        return lines[0] + "\nno context with two or more possible next tokens collapsed in any chain"
+    lines.append(f"earliest-collapsing contexts (median over {chains} chains):")
+    lines.append(f"  {'context':<18} {'weight':>8} {'support':>7} {'median T':>9} {'collapsed':>9}  collapses onto")
+    for j in idx:
+        label = f"'{show_label(initial.context_labels[j])}'" if initial.context_labels else f"#{j}"
+        med = "> G" if np.isnan(stats.median_time[j]) else f"{stats.median_time[j]:.0f}"
+        top = int(stats.top_token[j])
+        onto = ""
+        if top >= 0:
+            tl = show_label(initial.labels[top]) if initial.labels else str(top)
+            onto = f"'{tl}' ({100 * stats.top_token_share[j]:.0f}%; p0 {stats.top_token_initial[j]:.2f})"
+        lines.append(f"  {_clip(label, 18):<18} {stats.weight[j]:>8.4f} {int(stats.support[j]):>7} "
+                     f"{med:>9} {100 * stats.collapsed_fraction[j]:>8.1f}%  {onto}")
+    return "\n".join(lines)
+
+
+def _clip(s: str, width: int) -> str:
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _num(x) -> str:
+    x = float(x)
+    return "nan" if math.isnan(x) else repr(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# theory that matches a run
+
+
+class Curve(NamedTuple):
+    label: str
+    values: np.ndarray
+    style: str = "-"
+
+
+class Theory(NamedTuple):
+    """Theory curves for a run: ``curves`` maps a metric to :class:`Curve` s of length ``G+1``;
+    ``collapse`` holds fully-synthetic collapse-time results (or is empty); ``note`` says why there is none."""
+
+    curves: dict
+    collapse: dict
+    note: str
+
+
+#: Largest (distinct probabilities) x (n+1)^2 x generations for the exact Wright–Fisher curves.
+WF_BUDGET = 3e9
+#: Largest n for the exact Wright–Fisher curves and expected collapse time.
+WF_MAX_N = 1000
+
+
+def theory_for(settings: dict, initial: Initial | None, generations: int) -> Theory:
+    """The exact theory that applies to a run (one context, no decoding, no smoothing), else an empty Theory."""
+    from . import theory
+
+    none = Theory({}, {}, "")
+    if initial is None:
+        return none._replace(note="no initial distribution saved")
+    if np.asarray(initial.probs).shape[0] != 1:
+        return none._replace(note="theory is for one context")
+    dec = settings.get("decoding")
+    if dec and (dec.get("temperature", 1.0) != 1.0 or dec.get("top_k") is not None or dec.get("top_p") is not None):
+        return none._replace(note="no theory with decoding")
+    if settings.get("smoothing", 0.0):
+        return none._replace(note="no theory with smoothing")
+    sizes = settings.get("sizes", {})
+    kind = settings.get("kind")
+    p = np.asarray(initial.probs[0], np.float64)
+    p = p / p.sum()
+    g = int(generations)
+    try:
+        n = int(sizes["synthetic"][0])
+        big_n = int(sizes["real"][0])
+    except (KeyError, IndexError, TypeError):
+        return none._replace(note="sizes not recorded")
+    curves, collapse = {}, {}
+    if kind == "fully_synthetic":
+        curves["collision"] = [Curve("exact (Theorem 1)", theory.fully_synthetic_collision(p, n, g))]
+        u = 1.0 - float(p @ p)
+        if u > 0:
+            lo, hi = theory.theorem1_collapse_time_bounds(p, n)
+            collapse.update(littler=theory.littler_collapse_time(p, n), bound_low=lo, bound_high=hi)
+            k = int(np.unique(p[p > 0]).size)
+            if n <= WF_MAX_N:
+                collapse["expected"] = theory.expected_collapse_time(p, n)
+                if k * (n + 1) ** 2 * g <= WF_BUDGET:
+                    alive, fixed = theory.expected_alive(p, n, g), theory.collapsed_probability(p, n, g)
+                    curves["support"] = [Curve("exact (Wright–Fisher)", alive)]
+                    collapse["collapsed"] = fixed
+            pl, ph = theory.theorem1_collapse_probability_bounds(p, n, g)
+            collapse.update(prob_low=pl, prob_high=ph)
+    elif kind == "partially_synthetic":
+        curves["collision"] = [Curve("exact (Theorem 2, corrected)", theory.theorem2_collision(p, big_n, n, g)),
+                               Curve("Theorem 2 as printed", theory.theorem2_collision(p, big_n, n, g, corrected=False),
+                                     "--")]
+    elif kind == "accumulate":
+        curves["collision"] = [Curve("exact (accumulate)", 1.0 - theory.accumulate_diversity(p, big_n, n, g))]
+    else:
+        return none._replace(note=f"no closed form for the reported metrics of {kind}")
+    return Theory(curves, collapse, "")
+
+
+def theory_lines(result: Result, theory_: Theory) -> list[str]:
+    """One-line comparisons of the simulation with the theory at the last generation."""
+    from .analysis import wilson_ci
+
+    g = result.generations
+    lines = []
+    for metric, curves in theory_.curves.items():
+        s = result.summary[metric]
+        mean, sd, n = s.mean[g], s.sd[g], s.n[g]
+        half = (s.ci_high[g] - s.ci_low[g]) / 2
+        for c in curves[:1]:
+            th = float(c.values[g])
+            se = sd / math.sqrt(n) if n > 0 else float("nan")
+            z = (mean - th) / se if se > 0 else float("nan")
+            what = "E[collision]" if metric == "collision" else f"E[{metric}]"
+            lines.append(f"theory, {c.label}: {what} at generation {g} = {th:.5g}; simulated {mean:.5g} ± "
+                         f"{half:.2g} (95% CI, z = {z:+.2f})")
+    col = theory_.collapse
+    if "collapsed" in col:
+        k = int(result.collapsed.sum())
+        ci = wilson_ci(k, result.chains)
+        lines.append(f"theory, exact (Wright–Fisher): P(collapsed by generation {g}) = {col['collapsed'][g]:.4g}; "
+                     f"simulated {k / result.chains:.4g} [{float(ci.low):.4g}, {float(ci.high):.4g}] (Wilson 95%)")
+    if "littler" in col:
+        exact = f"{col['expected']:.1f} exact, " if "expected" in col else ""
+        lines.append(f"theory: E[T] = {exact}{col['littler']:.1f} (Littler's approximation); Theorem 1 bounds "
+                     f"{col['bound_low']:.1f} ≤ E[T] ≤ {col['bound_high']:.4g} generations")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# saving
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else repr(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    return str(x)
+
+
+def summary_csv(result: Result) -> str:
+    """``summary.csv`` text: :meth:`Result.summary_csv` (plain floats; ``inf``/``nan`` as pandas reads them)."""
+    return result.summary_csv()
+
+
+def collapse_csv(result: Result) -> str:
+    """``collapse.csv`` text (see the module docstring)."""
+    out = io.StringIO()
+    out.write("chain,collapse_time,censored,token\n")
+    t = result.collapse_time
+    one = result.collapse_token.shape[1] == 1
+    for i in range(result.chains):
+        cens = t[i] < 0
+        tok = int(result.collapse_token[i, 0]) if one and not cens else -1
+        out.write(f"{i},{result.generations if cens else int(t[i])},{int(cens)},{tok}\n")
+    return out.getvalue()
+
+
+def save_result(result: Result, directory, config: dict | None = None, argv=None, *,
+                initial: Initial | None = None, given: dict | None = None, command: str | None = None,
+                extra: dict | None = None, trajectories: np.ndarray | None = None,
+                overwrite: bool = False) -> dict:
+    """Write ``result`` to ``directory`` (created if needed) and return the manifest.
+
+    Args:
+      result: what :func:`jaxcollapse.simulate` returned.
+      directory: the run directory; it must not exist, be empty, or (with ``overwrite``) hold a finished run.
+      config: the resolved configuration (JSON-friendly); its ``seed`` is recorded too.
+      argv: the command line that produced it (default ``sys.argv``).
+      initial: the truth ``p^(0)`` (needed to redraw theory curves and the simplex picture later).
+      given: the configuration as given (flags and config file), recorded as is.
+      command: a command line that reruns the study.
+      extra: more JSON-friendly entries for the manifest (e.g. the corpus description).
+      trajectories: ``(k, G+1, contexts, vocab)`` models of the first ``k`` chains, for the simplex picture.
+    """
+    d = os.fspath(directory)
+    check_out_dir(d, overwrite)
+    if os.path.isdir(d) and is_run(d):
+        clear_run(d)
+    os.makedirs(d, exist_ok=True)
+    config = dict(config or {})
+    if argv is None:
+        argv = list(sys.argv)
+    files = {}
+
+    def record(name):
+        files[name] = os.path.getsize(os.path.join(d, name))
+
+    write_text(os.path.join(d, SUMMARY), summary_csv(result))
+    record(SUMMARY)
+    arrays = {"collapse_time": result.collapse_time, "collapse_token": result.collapse_token,
+              "context_collapse_time": result.context_collapse_time,
+              "summary_metrics": np.array(list(result.summary)),
+              "summary_infinite": np.stack([np.asarray(s.infinite) for s in result.summary.values()])}
+    if result.traces is not None:
+        arrays.update({m: np.asarray(v) for m, v in result.traces.items()})
+    if result.final is not None:
+        arrays["final"] = result.final
+    if result.context_traces is not None:
+        for m, v in result.context_traces.items():
+            with np.errstate(invalid="ignore"):
+                arrays[f"context_mean_{m}"] = np.asarray(v).mean(axis=0)
+    if initial is not None:
+        arrays["initial"] = np.asarray(initial.probs)
+        arrays["weights"] = np.asarray(initial.weights)
+        if initial.labels is not None:
+            arrays["labels"] = np.array([str(x) for x in initial.labels], dtype=str)
+        if initial.context_labels is not None:
+            arrays["context_labels"] = np.array([str(x) for x in initial.context_labels], dtype=str)
+    if trajectories is not None:
+        arrays["trajectories"] = np.asarray(trajectories)
+    with atomic_file(os.path.join(d, TRACES)) as f:
+        np.savez_compressed(f, **arrays)
+    record(TRACES)
+    write_text(os.path.join(d, COLLAPSE), collapse_csv(result))
+    record(COLLAPSE)
+    if initial is not None and result.context_collapse_time.shape[1] > 1:
+        stats = context_stats(result.context_collapse_time, result.collapse_token, initial, result.generations)
+        write_text(os.path.join(d, CONTEXTS), contexts_csv(stats, initial))
+        record(CONTEXTS)
+    manifest = {
+        MARKER: 1,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "given": given,
+        "seed": config.get("seed"),
+        "settings": result.settings,
+        "chains": result.chains,
+        "generations": result.generations,
+        "traces_kept": result.traces is not None,
+        "final_kept": result.final is not None,
+        "wall_time_s": result.wall_time,
+        "versions": versions(),
+        "jax": backend(),
+        "command": command,
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "files": files,
+    }
+    if extra:
+        manifest.update(extra)
+    manifest = _jsonable(manifest)
+    write_text(os.path.join(d, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def add_to_manifest(directory, **entries) -> None:
+    """Add entries to a finished run's manifest (atomically; e.g. the list of plots)."""
+    d = os.fspath(directory)
+    manifest = read_manifest(d)
+    if manifest is None:
+        raise ConfigError(f"{d} is not a finished jaxcollapse run (no {MANIFEST})")
+    manifest.update(_jsonable(entries))
+    write_text(os.path.join(d, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# loading
+
+
+class Run(NamedTuple):
+    """A finished run read back from its directory.
+
+    Attributes:
+      path: the directory. manifest: the manifest dict.
+      result: a :class:`Result` rebuilt from the files (summary from ``summary.csv``; traces, collapse times and
+        final models from ``traces.npz``; ``context_traces`` is None, the per-context means are in ``arrays``).
+      initial: the truth (with labels), or None if it was not saved.
+      arrays: everything in ``traces.npz``.
+    """
+
+    path: str
+    manifest: dict
+    result: Result
+    initial: Initial | None
+    arrays: dict
+
+    @property
+    def config(self) -> dict:
+        return self.manifest.get("config") or {}
+
+    @property
+    def theory(self) -> Theory:
+        return theory_for(self.result.settings, self.initial, self.result.generations)
+
+
+def read_summary_csv(path, generations: int | None = None) -> dict:
+    """``summary.csv`` as {metric: Summary} (``infinite`` left at 0; :func:`load_run` fills it in)."""
+    rows = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        need = {"generation", "metric", "mean", "sd", "ci_low", "ci_high", "n"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise ConfigError(f"{path} is not a jaxcollapse summary (columns {', '.join(sorted(need))})")
+        for r in reader:
+            rows.setdefault(r["metric"], []).append(r)
+    out = {}
+    for metric, rs in rows.items():
+        rs.sort(key=lambda r: int(r["generation"]))
+        col = {k: np.array([float(r[k]) for r in rs]) for k in ("mean", "sd", "ci_low", "ci_high")}
+        n = np.array([int(r["n"]) for r in rs], np.int64)
+        out[metric] = Summary(col["mean"], col["sd"], col["ci_low"], col["ci_high"], n, np.zeros_like(n))
+    return out
+
+
+def load_run(directory) -> Run:
+    """Read a finished run directory (see the module docstring); ConfigError if it is not one."""
+    d = os.fspath(directory)
+    if not os.path.isdir(d):
+        raise ConfigError(f"run directory {d} not found")
+    manifest = read_manifest(d)
+    if manifest is None:
+        raise ConfigError(f"{d} is not a finished jaxcollapse run (no {MANIFEST} with the run marker)")
+    try:
+        summary = read_summary_csv(os.path.join(d, SUMMARY))
+        with np.load(os.path.join(d, TRACES), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"cannot read run {d}: {e}") from None
+    if "summary_infinite" in arrays:
+        for name, inf in zip(arrays["summary_metrics"], arrays["summary_infinite"]):
+            if str(name) in summary:
+                summary[str(name)] = summary[str(name)]._replace(infinite=np.asarray(inf, np.int64))
+    traces = {m: arrays[m] for m in summary if m in arrays} or None
+    chains = int(manifest.get("chains", arrays["collapse_time"].shape[0]))
+    generations = int(manifest.get("generations", len(next(iter(summary.values())).mean) - 1))
+    result = Result(traces=traces, context_traces=None, summary=summary,
+                    collapse_time=arrays["collapse_time"], collapse_token=arrays["collapse_token"],
+                    context_collapse_time=arrays["context_collapse_time"], final=arrays.get("final"),
+                    settings=manifest.get("settings") or {}, wall_time=float(manifest.get("wall_time_s") or 0.0),
+                    chains=chains, generations=generations)
+    initial = None
+    if "initial" in arrays:
+        labels = tuple(str(x) for x in arrays["labels"]) if "labels" in arrays else None
+        clabels = tuple(str(x) for x in arrays["context_labels"]) if "context_labels" in arrays else None
+        initial = Initial(arrays["initial"], arrays["weights"], labels, clabels)
+    return Run(d, manifest, result, initial, arrays)
+
+
+__all__ = ["save_result", "load_run", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
+           "theory_lines", "context_stats", "contexts_csv", "format_contexts"]

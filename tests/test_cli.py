@@ -1,0 +1,618 @@
+"""End-to-end tests of the ``jaxcollapse`` command line, its results directory and its figures.
+
+Most runs call ``cli.main([...])`` in-process (compilations are shared); a few go through the real entry point
+(``python -m jaxcollapse`` in a subprocess with ``JAX_PLATFORMS=cpu``). Studies are small: 200 chains,
+20 generations, a 50-token vocabulary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from jaxcollapse import cli, results_io
+from jaxcollapse.results_io import load_run, save_result
+
+SMALL = ["--vocab", "50", "--support", "20", "-n", "50", "--chains", "200", "--generations", "20", "--seed", "3"]
+SMALL_TOML = 'vocab = 50\nsupport = 20\nsynthetic = 50\nchains = 200\ngenerations = 20\nseed = 3\n'
+METRICS = ("collision", "max_prob", "l1_initial", "l1_first", "entropy", "support", "missing_mass", "kl")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def subprocess_cli(*argv, cwd=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "jaxcollapse", *argv], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    """One small default-regime run made with flags (shared by the read-back tests)."""
+    out = tmp_path_factory.mktemp("runs") / "base"
+    code = cli.main(["run", *SMALL, "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# run
+
+
+def test_run_with_flags_writes_a_complete_run(base_run):
+    d = base_run
+    for name in ("summary.csv", "traces.npz", "collapse.csv", "manifest.json", "plots/traces.png",
+                 "plots/traces.pdf", "plots/collapse.png", "plots/collapse.pdf"):
+        assert (d / name).is_file(), name
+    assert not (d / "contexts.csv").exists()
+    assert not [p for p in os.listdir(d) if p.startswith(".")], "temporary files left behind"
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["jaxcollapse_run"] == 1
+    assert manifest["seed"] == 3 and manifest["chains"] == 200 and manifest["generations"] == 20
+    cfg = manifest["config"]
+    assert cfg["regime"] == "fully_synthetic" and cfg["initial"] == "zipf" and cfg["vocab"] == 50
+    assert cfg["support"] == 20 and cfg["synthetic"] == 50 and cfg["exponent"] == 1.1
+    assert manifest["given"]["flags"]["vocab"] == 50 and manifest["given"]["config_file"] is None
+    for pkg in ("jaxcollapse", "jax", "jaxlib", "numpy"):
+        assert manifest["versions"][pkg]
+    assert manifest["jax"]["backend"] and manifest["jax"]["device_kind"]
+    assert manifest["wall_time_s"] > 0
+    assert manifest["argv"][:2] == ["jaxcollapse", "run"]
+    assert manifest["command"].startswith("jaxcollapse run ")
+    assert sorted(manifest["plots"]) == sorted(["plots/traces.png", "plots/traces.pdf", "plots/collapse.png",
+                                                "plots/collapse.pdf"])
+    # summary.csv: tidy, every field numeric (pandas-readable)
+    rows = read_csv(d / "summary.csv")
+    assert list(rows[0]) == ["generation", "metric", "mean", "sd", "ci_low", "ci_high", "n"]
+    assert len(rows) == 21 * len(METRICS)
+    assert {r["metric"] for r in rows} == set(METRICS)
+    for r in rows:
+        for k in ("mean", "sd", "ci_low", "ci_high"):
+            float(r[k])
+        undefined = r["metric"] == "l1_first" and r["generation"] == "0"
+        assert int(r["n"]) == (0 if undefined else 200)
+        assert math.isnan(float(r["mean"])) == undefined
+    first = {r["metric"]: float(r["mean"]) for r in rows if r["generation"] == "0"}
+    p = np.arange(1, 21) ** -1.1
+    p /= p.sum()
+    assert first["collision"] == pytest.approx(float(p @ p), rel=1e-12)
+    assert first["support"] == 20
+    # traces.npz
+    with np.load(d / "traces.npz") as z:
+        for m in METRICS:
+            assert z[m].shape == (200, 21)
+        assert z["collapse_time"].shape == (200,)
+        assert z["collapse_token"].shape == (200, 1) and z["context_collapse_time"].shape == (200, 1)
+        assert z["final"].shape == (200, 1, 50)
+        assert z["initial"].shape == (1, 50)
+        np.testing.assert_allclose(z["final"].sum(axis=2), 1.0)
+        means = z["collision"].mean(axis=0)
+        collapse_time = z["collapse_time"]
+    sim = {int(r["generation"]): float(r["mean"]) for r in rows if r["metric"] == "collision"}
+    np.testing.assert_allclose([sim[g] for g in range(21)], means, rtol=1e-12)
+    # collapse.csv
+    crow = read_csv(d / "collapse.csv")
+    assert list(crow[0]) == ["chain", "collapse_time", "censored", "token"]
+    assert len(crow) == 200
+    for i, r in enumerate(crow):
+        censored = collapse_time[i] < 0
+        assert int(r["chain"]) == i and int(r["censored"]) == censored
+        assert int(r["collapse_time"]) == (20 if censored else collapse_time[i])
+        assert (int(r["token"]) == -1) == censored
+    png = (d / "plots" / "traces.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+
+def test_run_prints_summary_theory_and_location(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "collision" in out and "collapsed:" in out
+    assert "theory, exact (Theorem 1): E[collision] at generation 20" in out
+    assert "P(collapsed by generation 20)" in out and "Littler" in out
+    assert f"results: {tmp_path / 'r'}" in out
+    assert not (tmp_path / "r" / "plots").exists()
+    assert "Traceback" not in err
+
+
+def test_default_output_directory_under_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "run", *SMALL, "--no-plots", "--quiet")
+    assert code == 0
+    (made,) = os.listdir(tmp_path / "runs")
+    assert made.endswith("-fully_synthetic")
+    assert out.strip() == f"results: {os.path.join('runs', made)}{os.sep} (summary.csv, traces.npz, collapse.csv, " \
+                          "manifest.json)"
+    assert results_io.is_run(tmp_path / "runs" / made)
+
+
+def test_config_file_gives_identical_summary(base_run, tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(SMALL_TOML + 'regime = "fully_synthetic"\nplots = false\n')
+    code, _, err = run_cli(capsys, "run", "--config", str(cfg), "--out", str(tmp_path / "from_file"), "-q")
+    assert code == 0, err
+    assert (tmp_path / "from_file" / "summary.csv").read_bytes() == (base_run / "summary.csv").read_bytes()
+    manifest = json.loads((tmp_path / "from_file" / "manifest.json").read_text())
+    assert manifest["given"]["config_file"] == str(cfg)
+    assert manifest["given"]["config_file_settings"]["chains"] == 200
+
+
+def test_flags_override_config_file(tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(SMALL_TOML + "traces = true\n")
+    out = tmp_path / "o"
+    code, _, err = run_cli(capsys, "run", "--config", str(cfg), "--generations", "12", "--no-traces", "--no-plots",
+                           "--out", str(out), "-q")
+    assert code == 0, err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["generations"] == 12 and m["config"]["generations"] == 12
+    assert m["config"]["chains"] == 200 and m["config"]["seed"] == 3
+    assert m["traces_kept"] is False
+    with np.load(out / "traces.npz") as z:
+        assert "collision" not in z.files and z["collapse_time"].shape == (200,)
+    assert len(read_csv(out / "summary.csv")) == 13 * len(METRICS)
+    # show and plot work without traces
+    assert run_cli(capsys, "show", str(out))[0] == 0
+    assert run_cli(capsys, "plot", str(out))[0] == 0
+    assert (out / "plots" / "traces.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_config_paths_are_relative_to_the_file(tmp_path, capsys, monkeypatch):
+    sub = tmp_path / "study"
+    sub.mkdir()
+    np.save(sub / "p.npy", VECTOR)
+    (sub / "s.toml").write_text('initial_file = "p.npy"\nout = "result"\nchains = 200\ngenerations = 20\n'
+                                'synthetic = 50\nplots = false\nquiet = true\n')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "run", "--config", str(sub / "s.toml"))
+    assert code == 0, err
+    assert load_run(sub / "result").config["initial_file"] == str(sub / "p.npy")
+
+
+TABLE = np.array([[0.5, 0.5, 0.0, 0.0], [0.2, 0.3, 0.4, 0.1]])
+#: A 50-token vector: runs from it share the compiled engine with the SMALL runs.
+VECTOR = np.r_[np.arange(1, 21) ** -1.0, np.zeros(30)] / (np.arange(1, 21) ** -1.0).sum()
+SAME_SHAPE = ["-n", "50", "--chains", "200", "--generations", "20"]
+
+
+def test_run_from_initial_file(tmp_path, capsys, base_run):
+    path = tmp_path / "p.csv"
+    np.savetxt(path, VECTOR[None], delimiter=",")
+    out = tmp_path / "o"
+    code, out_text, err = run_cli(capsys, "run", "--initial-file", str(path), *SAME_SHAPE, "--no-plots",
+                                  "--out", str(out))
+    assert code == 0, err
+    run = load_run(out)
+    np.testing.assert_allclose(run.initial.probs, VECTOR[None])
+    assert run.config["initial"] == "file" and run.config["initial_file"] == str(path)
+    assert "p.csv (1 context × 50 tokens)" in out_text and "theory, exact (Theorem 1)" in out_text
+
+
+@pytest.mark.parametrize("ext", [".npy", ".csv", ".txt", ".npz", ".tsv"])
+def test_initial_file_formats(tmp_path, ext):
+    path = tmp_path / f"p{ext}"
+    if ext == ".npy":
+        np.save(path, TABLE)
+    elif ext == ".npz":
+        np.savez(path, probs=TABLE, weights=np.array([3.0, 1.0]))
+    else:
+        np.savetxt(path, TABLE, delimiter="," if ext == ".csv" else " ", header="two contexts")
+    init = cli._initial_from_file(str(path))
+    np.testing.assert_allclose(init.probs, TABLE)
+    np.testing.assert_allclose(init.weights, [0.75, 0.25] if ext == ".npz" else [0.5, 0.5])
+    column = tmp_path / "column.txt"
+    column.write_text("# one probability per line\n0.25\n0.25\n0.5\n")
+    np.testing.assert_allclose(cli._initial_from_file(str(column)).probs, [[0.25, 0.25, 0.5]])
+
+
+def test_config_file_keys_and_types(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('top-k = 5\ntop_p = 0.9\ntemperature = 2\nper-context = true\ncorpus = "../t.txt"\n')
+    got = cli.load_config(str(cfg))
+    assert got == {"top_k": 5, "top_p": 0.9, "temperature": 2.0, "per_context": True,
+                   "corpus": os.path.normpath(str(tmp_path / ".." / "t.txt"))}
+    assert isinstance(got["temperature"], float)
+    for bad in ('chains = 1.5', 'temperature = "hot"', 'traces = 1', 'regime = "nope"', 'chains = true'):
+        cfg.write_text(bad + "\n")
+        with pytest.raises(ValueError):
+            cli.load_config(str(cfg))
+
+
+def test_rerun_command_reproduces_the_run(base_run, tmp_path, capsys):
+    command = json.loads((base_run / "manifest.json").read_text())["command"]
+    argv = shlex.split(command)
+    assert argv[0] == "jaxcollapse"
+    code, _, err = run_cli(capsys, *argv[1:], "--no-plots", "-q", "--out", str(tmp_path / "again"))
+    assert code == 0, err
+    assert (tmp_path / "again" / "summary.csv").read_bytes() == (base_run / "summary.csv").read_bytes()
+
+
+def test_partially_synthetic_with_theory(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "run", "--regime", "partially_synthetic", "--real", "30", *SMALL, "--no-plots",
+                             "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "theory, exact (Theorem 2, corrected): E[collision] at generation 20" in out
+    run = load_run(tmp_path / "o")
+    assert run.config["real"] == 30 and run.result.settings["kind"] == "partially_synthetic"
+    labels = [c.label for c in run.theory.curves["collision"]]
+    assert labels == ["exact (Theorem 2, corrected)", "Theorem 2 as printed"]
+    files = __import__("jaxcollapse.plots", fromlist=["plot_traces"]).plot_traces(run, str(tmp_path), ("png",))
+    assert os.path.getsize(files[0]) > 5000
+
+
+def test_theory_for_each_regime():
+    from jaxcollapse import theory
+
+    p = np.array([0.5, 0.3, 0.2])
+    init = __import__("jaxcollapse").table(p)
+
+    def settings(kind, real=0, synthetic=10, **kw):
+        return {"kind": kind, "sizes": {"real": [real], "synthetic": [synthetic]}, "smoothing": 0.0,
+                "decoding": None, **kw}
+
+    t = results_io.theory_for(settings("accumulate", real=20), init, 6)
+    np.testing.assert_allclose(t.curves["collision"][0].values, 1 - theory.accumulate_diversity(p, 20, 10, 6))
+    t = results_io.theory_for(settings("fully_synthetic"), init, 6)
+    np.testing.assert_allclose(t.curves["collision"][0].values, theory.fully_synthetic_collision(p, 10, 6))
+    np.testing.assert_allclose(t.curves["support"][0].values, theory.expected_alive(p, 10, 6))
+    np.testing.assert_allclose(t.collapse["collapsed"], theory.collapsed_probability(p, 10, 6))
+    assert t.collapse["expected"] == pytest.approx(theory.expected_collapse_time(p, 10))
+    assert results_io.theory_for(settings("fresh_real", real=10), init, 6).curves == {}
+    assert results_io.theory_for(settings("most_recent"), init, 6).curves == {}
+    assert results_io.theory_for(settings("fully_synthetic", smoothing=0.5), init, 6).curves == {}
+    dec = {"temperature": 0.5, "top_k": None, "top_p": None}
+    assert results_io.theory_for(settings("fully_synthetic", decoding=dec), init, 6).curves == {}
+    two = __import__("jaxcollapse").table([p, p])
+    assert results_io.theory_for(settings("fully_synthetic"), two, 6).curves == {}
+
+
+def test_unused_flags_warn(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", *SMALL, "--window", "3", "--ratio", "0.3", "--no-plots",
+                           "--out", str(tmp_path / "o"))
+    assert code == 0
+    assert "--window is not used by regime fully_synthetic" in err
+    assert "--ratio is not used by --initial zipf" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# show, plot, load_run
+
+
+def test_show_reads_the_saved_files(base_run, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "show", str(base_run))
+    assert code == 0, err
+    assert "settings:" in out and "vocab=50" in out and "rerun: jaxcollapse run" in out
+    assert "collapsed:" in out and "theory, exact (Theorem 1)" in out
+    # read back, not recomputed: a changed value in summary.csv shows up
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(base_run, copy)
+    text = (copy / "summary.csv").read_text().splitlines()
+    i = next(k for k, line in enumerate(text) if line.startswith("20,collision,"))
+    parts = text[i].split(",")
+    parts[2] = "0.123456"
+    text[i] = ",".join(parts)
+    (copy / "summary.csv").write_text("\n".join(text) + "\n")
+    code, out2, _ = run_cli(capsys, "show", str(copy), "--metrics", "collision", "--rows", "3")
+    assert code == 0
+    assert "0.1235" in out2 and "max_prob" not in out2.splitlines()[5]
+
+
+def test_plot_redraws_from_files(base_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(base_run, copy)
+    shutil.rmtree(copy / "plots")
+    code, out, err = run_cli(capsys, "plot", str(copy), "--format", "png")
+    assert code == 0, err
+    for name in ("traces.png", "collapse.png"):
+        data = (copy / "plots" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert str(copy / "plots" / name) in out
+    assert not (copy / "plots" / "traces.pdf").exists()
+
+
+@pytest.fixture(scope="module")
+def api_result():
+    import jaxcollapse as jc
+
+    init = jc.zipf(50, 1.0, support=10)
+    return init, jc.simulate(5, init, jc.fully_synthetic(50), chains=200, generations=20)
+
+
+def test_save_and_load_roundtrip(tmp_path, api_result):
+    init, res = api_result
+    d = tmp_path / "api"
+    manifest = save_result(res, d, {"seed": 5, "note": "api"}, ["my_script.py"], initial=init)
+    assert manifest["jaxcollapse_run"] == 1 and manifest["seed"] == 5 and manifest["argv"] == ["my_script.py"]
+    run = load_run(d)
+    for m, s in res.summary.items():
+        t = run.result.summary[m]
+        for field in ("mean", "sd", "ci_low", "ci_high", "n", "infinite"):
+            np.testing.assert_array_equal(getattr(t, field), getattr(s, field), err_msg=f"{m}.{field}")
+        np.testing.assert_array_equal(run.result.traces[m], res.traces[m])
+    np.testing.assert_array_equal(run.result.collapse_time, res.collapse_time)
+    np.testing.assert_array_equal(run.result.final, res.final)
+    np.testing.assert_array_equal(run.initial.probs, init.probs)
+    assert run.result.format() == res.format()
+    assert run.result.settings == json.loads(json.dumps(res.settings))
+
+
+# ------------------------------------------------------------------------------------------------
+# atomic writes and output directories
+
+
+def test_directory_without_manifest_is_not_a_run(base_run, tmp_path, capsys):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(base_run, partial)
+    (partial / "manifest.json").unlink()
+    assert not results_io.is_run(partial)
+    for cmd in (["show", str(partial)], ["plot", str(partial)], ["run", *SMALL, "--out", str(partial)],
+                ["run", *SMALL, "--out", str(partial), "--overwrite"]):
+        code, _, err = run_cli(capsys, *cmd)
+        assert code == 2 and err.startswith("jaxcollapse: error:") and err.count("\n") == 1, (cmd, err)
+    with pytest.raises(ValueError, match="not a finished jaxcollapse run"):
+        load_run(partial)
+    # a manifest without the marker is not a run either
+    (partial / "manifest.json").write_text('{"something": 1}')
+    assert not results_io.is_run(partial)
+
+
+def test_existing_run_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(out), "-q")[0] == 0
+    (out / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(out))
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "run", *SMALL, "--generations", "5", "--no-plots", "--out", str(out),
+                           "--overwrite", "-q")
+    assert code == 0, err
+    assert load_run(out).result.generations == 5
+    assert (out / "notes.txt").read_text() == "mine"      # only the run's own files are replaced
+
+
+def test_failed_write_leaves_no_manifest(tmp_path, monkeypatch, api_result):
+    _, res = api_result
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    d = tmp_path / "d"
+    with pytest.raises(OSError):
+        save_result(res, d, {}, [])
+    assert not (d / "manifest.json").exists() and not results_io.is_run(d)
+    assert not [p for p in os.listdir(d) if p.startswith(".")]       # temporary file removed
+    assert (d / "summary.csv").exists()                               # written before, but no manifest
+    with pytest.raises(ValueError):
+        load_run(d)
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with results_io.atomic_file(target, "w") as f:
+            f.write("partial")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["f.txt"]
+    results_io.write_text(target, "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["f.txt"]
+
+
+# ------------------------------------------------------------------------------------------------
+# simplex (3 tokens)
+
+
+def test_simplex_for_three_tokens(tmp_path, capsys):
+    out = tmp_path / "v3"
+    code, _, err = run_cli(capsys, "run", "--initial", "uniform", "--vocab", "3", "-n", "30", "--chains", "40",
+                           "--generations", "15", "--sampler", "tokens", "--no-plots", "--out", str(out), "-q")
+    assert code == 0, err
+    assert run_cli(capsys, "plot", str(out), "--format", "png")[0] == 0
+    data = (out / "plots" / "simplex.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["trajectories_match_final"] is True          # the same chains as the engine's
+    with np.load(out / "traces.npz") as z:
+        traj = z["trajectories"]
+        assert traj.shape == (8, 16, 1, 3)
+        np.testing.assert_allclose(traj[:, 0, 0], 1 / 3)
+        np.testing.assert_array_equal(traj[:, -1], z["final"][:8])
+        # the recorded models reproduce the engine's collision trace of those chains
+        np.testing.assert_allclose((traj[:, :, 0] ** 2).sum(-1), z["collision"][:8], rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# errors: one line on stderr, exit status 2, no traceback
+
+
+def _bad_files(tmp_path):
+    (tmp_path / "bad.toml").write_text("chains = \n")
+    (tmp_path / "unknown.toml").write_text("chains = 10\ncolour = 'red'\n")
+    (tmp_path / "type.toml").write_text('chains = "many"\n')
+    (tmp_path / "latin1.toml").write_bytes(b"regime = '\xe9'\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("   \n\n ")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "ok.txt").write_text("abcabcabd " * 20)
+    (tmp_path / "notrun").mkdir()
+    (tmp_path / "notrun" / "data.csv").write_text("x\n")
+    (tmp_path / "p.csv").write_text("0.5,0.6\n")
+    (tmp_path / "neg.npy").write_bytes(b"")
+    np.save(tmp_path / "neg.npy", np.array([1.5, -0.5]))
+
+
+ERROR_CASES = [
+    (["run", "--regime", "foo"], "invalid choice"),
+    (["run", "--corpus", "{d}/missing.txt"], "not found"),
+    (["run", "--corpus", "{d}/empty.txt"], "empty"),
+    (["run", "--corpus", "{d}/blank.txt", "--tokens", "words"], "no word tokens"),
+    (["run", "--corpus", "{d}/binary.txt"], "not valid UTF-8"),
+    (["run", "--corpus", "{d}"], "directory"),
+    (["run", "--corpus", "{d}/ok.txt", "--order", "0"], "--order must be an integer >= 1"),
+    (["run", "--corpus", "{d}/ok.txt", "--initial", "zipf"], "drop --initial"),
+    (["run", "--config", "{d}/missing.toml"], "not found"),
+    (["run", "--config", "{d}/bad.toml"], "invalid TOML"),
+    (["run", "--config", "{d}/unknown.toml"], "unknown key 'colour'"),
+    (["run", "--config", "{d}/type.toml"], "must be an integer"),
+    (["run", "--config", "{d}/latin1.toml"], "config file"),
+    (["run", "--config", "{d}"], "directory"),
+    (["run", "--out", "{d}/notrun"], "not a finished jaxcollapse run"),
+    (["run", "--out", "{d}/ok.txt"], "not a directory"),
+    (["run", "--chains", "0"], "--chains must be an integer >= 1"),
+    (["run", "--generations", "-2"], "--generations must be an integer >= 1"),
+    (["run", "-n", "0"], "-n/--synthetic must be an integer >= 1"),
+    (["run", "--regime", "partially_synthetic", "--real", "0"], "--real must be an integer >= 1"),
+    (["run", "--vocab", "0"], "--vocab must be"),
+    (["run", "--vocab", "10", "--support", "11"], "support must be at most vocab"),
+    (["run", "--fraction", "1.5"], "--fraction must be a number in [0.0, 1.0]"),
+    (["run", "--regime", "fresh_real", "--fraction", "-0.1"], "--fraction"),
+    (["run", "--temperature", "0"], "--temperature must be a number in (0.0"),
+    (["run", "--temperature", "-1"], "--temperature"),
+    (["run", "--top-p", "0"], "--top-p must be a number in (0.0, 1.0]"),
+    (["run", "--top-p", "1.01"], "--top-p"),
+    (["run", "--top-k", "0"], "--top-k"),
+    (["run", "--smoothing", "-1"], "--smoothing"),
+    (["run", "--memory", "0"], "--memory"),
+    (["run", "--chains", "ten"], "invalid integer"),
+    (["run", "--no-such-flag"], "unrecognized arguments"),
+    (["run", "--initial", "file"], "--initial-file"),
+    (["run", "--initial-file", "{d}/missing.npy"], "not found"),
+    (["run", "--initial-file", "{d}/p.csv"], "sum to 1"),
+    (["run", "--initial-file", "{d}/neg.npy"], "non-negative"),
+    (["run", "--regime", "most_recent", "-n", "3", "--window", "5"], "window"),
+    (["show", "{d}/nothing"], "not found"),
+    (["show", "{d}/notrun"], "not a finished jaxcollapse run"),
+    (["plot", "{d}/notrun"], "not a finished jaxcollapse run"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,message", ERROR_CASES, ids=[" ".join(a) for a, _ in ERROR_CASES])
+def test_errors_in_process(tmp_path, capsys, argv, message):
+    _bad_files(tmp_path)
+    argv = [a.format(d=tmp_path) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("jaxcollapse: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--config", "{d}/bad.toml"],
+    ["run", "--out", "{d}/notrun", "--chains", "10"],
+])
+def test_errors_through_the_entry_point(tmp_path, argv):
+    _bad_files(tmp_path)
+    proc = subprocess_cli(*[a.format(d=tmp_path) for a in argv], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jaxcollapse: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_memory_refusal_names_the_size(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "available_memory", lambda: 10 * 2**20)
+    code, _, err = run_cli(capsys, "run", "--chains", "100000", "--generations", "100", "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1
+    need = cli.host_bytes(100000, 100, 1, 600, traces=True, per_context=False, final=True)
+    assert f"{need / 2**30:.1f} GiB" in err and "--no-traces" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_host_bytes():
+    assert cli.host_bytes(10, 9, 1, 5, traces=True, per_context=False, final=False) == 10 * 10 * 64 + 10 * 24
+    assert (cli.host_bytes(10, 9, 3, 5, traces=False, per_context=True, final=True)
+            == 10 * 10 * 3 * 64 + 10 * 3 * 5 * 8 + 10 * 3 * 16 + 80)
+
+
+# ------------------------------------------------------------------------------------------------
+# help, progress, bench, theory helper
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for opt in cli.OPTIONS:
+        for flag in opt.flags:
+            assert flag in text, flag
+    assert text.count("(default:") >= len(cli.OPTIONS) - 2
+    for regime in cli.REGIME_CHOICES:
+        assert regime in text
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "run" in out and "show" in out and "plot" in out and "bench" in out
+
+
+def test_progress_bar():
+    stream = io.StringIO()
+    bar = cli.Progress(stream)
+    bar(100, 1000)
+    bar(500, 1000)
+    bar(1000, 1000)
+    bar.close()
+    text = stream.getvalue()
+    assert "chain-gen/s" in text and "ETA" in text and "100.0%" in text and "\r" in text
+
+
+def test_no_progress_bar_without_tty(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(tmp_path / "o"))
+    assert code == 0 and "chain-gen/s" not in err
+
+
+def test_bench_is_dispatched(monkeypatch, capsys):
+    seen = {}
+    fake = types.ModuleType("jaxcollapse.bench")
+
+    def main(argv):
+        seen["argv"] = argv
+        return 3
+
+    fake.main = main
+    monkeypatch.setitem(sys.modules, "jaxcollapse.bench", fake)
+    assert cli.main(["bench", "--list", "-x"]) == 3
+    assert seen["argv"] == ["--list", "-x"]
+
+
+def test_bench_missing_is_an_error(monkeypatch, capsys):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake_import(name, *a, **k):
+        if name == "jaxcollapse.bench":
+            raise ModuleNotFoundError("No module named 'jaxcollapse.bench'", name="jaxcollapse.bench")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    code, _, err = run_cli(capsys, "bench")
+    assert code == 2 and "bench" in err and err.count("\n") == 1
+
+
