@@ -155,7 +155,8 @@ def test_both_samplers_give_the_same_law():
 
 
 def test_public_step_reproduces_simulate():
-    """init/step composed by hand with the documented keys give chain i's trajectory bit for bit."""
+    """init/step composed by hand with the documented keys give chain i's trajectory bit for bit (its
+    metrics to the last bits: a batch of one sums in another order)."""
     regime, g = jc.partially_synthetic(9, 6), 6
     r = jc.simulate(3, P, regime, chains=4, generations=g, sampler="tokens")
     with jax.enable_x64(True):
@@ -167,8 +168,8 @@ def test_public_step_reproduces_simulate():
         for m in range(1, g + 1):
             state, info = step(jax.random.fold_in(chain_key, m), state, params, config)
             trace.append(float(info["collision"]))
-    assert np.array_equal(np.array(trace), r.traces["collision"][2])
     assert np.array_equal(np.asarray(state.model), r.final[2])
+    assert np.allclose(np.array(trace), r.traces["collision"][2], rtol=1e-13, atol=0)
 
 
 def test_metrics_at_generation_zero_and_after_loss():
