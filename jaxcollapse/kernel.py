@@ -37,6 +37,7 @@ class Config(NamedTuple):
       pool_capacity: largest pool of one context (accumulate-subsample), else 0.
       pooled: whether the state keeps a per-chain count table (partially synthetic, accumulate, subsample).
       slots: length of the training-sample list of the ``"resample"`` kernel (:mod:`jaxcollapse.resample`), else 0.
+      draws: new samples per generation ``m >= 2`` of the ``"resample"`` kernel (fresh real plus synthetic), else 0.
     """
 
     kind: str
@@ -52,6 +53,7 @@ class Config(NamedTuple):
     pool_capacity: int
     pooled: bool
     slots: int = 0
+    draws: int = 0
 
 
 class Params(NamedTuple):
@@ -178,7 +180,8 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
                     top_p=decoding.top_p is not None, smoothing=smoothing > 0, sampler=method,
                     capacity=capacity if method == "tokens" else 0, pool_capacity=pool_capacity,
                     pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"),
-                    slots=int(slots_per_row.sum()))
+                    slots=int(slots_per_row.sum()),
+                    draws=int((synthetic + (real if kind == "fresh_real" else 0)).sum()) if method == "resample" else 0)
     params = Params(
         initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic, train=train,
         smoothing=np.float64(smoothing), temperature=np.float64(decoding.temperature),

@@ -89,20 +89,21 @@ def _regions(m, params: Params, config: Config):
 
 
 def _pick(key, size, config: Config):
-    """Uniform parent offsets in ``[0, size)`` per slot; ``size`` ``(slots,)`` int64 >= 1."""
+    """Uniform parent offsets in ``[0, size)``, one per element of ``size`` (int64 >= 1, at most ``slots``)."""
     if config.slots <= 1 << 16:
         # 32-bit multiply-shift: each offset has probability within 2^-32 of 1/size.
-        bits = jax.random.bits(key, (config.slots,), jnp.uint32).astype(jnp.uint64)
+        bits = jax.random.bits(key, size.shape, jnp.uint32).astype(jnp.uint64)
         return ((bits * size.astype(jnp.uint64)) >> 32).astype(jnp.int64)
-    u = jax.random.uniform(key, (config.slots,), dtype=jnp.float64)
+    u = jax.random.uniform(key, size.shape, dtype=jnp.float64)
     return jnp.minimum(jnp.floor(u * size).astype(jnp.int64), size - 1)
 
 
 def _fresh_real(key, row, params: Params, config: Config):
-    """One token per slot drawn from its context's row of ``p^(0)`` (float64 inverse CDF, 53-bit uniforms)."""
+    """One token per element of ``row`` drawn from that context's row of ``p^(0)`` (float64 inverse CDF,
+    53-bit uniforms)."""
     cdf = jnp.cumsum(jnp.asarray(params.initial, jnp.float64), axis=1)
     total = cdf[row, -1]
-    u = jax.random.uniform(key, (config.slots,), dtype=jnp.float64)
+    u = jax.random.uniform(key, row.shape, dtype=jnp.float64)
     x = jnp.minimum(u * total, jnp.nextafter(total, jnp.zeros_like(total)))
     return samplers._row_search(cdf, row, x).astype(jnp.int32)
 
@@ -132,7 +133,7 @@ def _counts(tokens, size, params, config):
 def first_step(key: jax.Array, state: ResampleState, params: Params, config: Config) -> ResampleState:
     """Generation 1: ``first`` fresh real samples per context."""
     row, _, _ = _layout(params, config)
-    tokens = _fresh_real(key, row, params, config)
+    tokens = _fresh_real(key, row, params, config)  # one per slot; slots past ``first`` are unused
     counts, *_ = _counts(tokens, params.first, params, config)
     return _advance(state._replace(first=counts), tokens, params, config)
 
@@ -141,13 +142,21 @@ def next_step(key: jax.Array, state: ResampleState, params: Params, config: Conf
     """Generation ``m = state.generation + 1 >= 2``."""
     m = state.generation + 1
     k_real, k_pick = jax.random.split(key)
-    row, offset, start = _layout(params, config)
+    _, _, start = _layout(params, config)
     fresh, keep, size, prev = _regions(m, params, config)
+    # Only the ``draws`` new samples are drawn: per context, its fresh real ones then its synthetic ones.
+    new = fresh + (size - keep)
+    ends = jnp.cumsum(new)
+    slot = jnp.arange(config.draws, dtype=jnp.int64)
+    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
+    offset = slot - (ends - new)[row]
+    is_fresh = offset < fresh[row]
+    target = start[row] + jnp.where(is_fresh, offset, keep[row] + offset - fresh[row])
     parent = start[row] + _pick(k_pick, jnp.maximum(prev[row], 1), config)
-    synth = state.tokens[parent]
-    tokens = jnp.where(offset < keep[row], state.tokens, synth)
+    values = state.tokens[parent]
     if config.kind == "fresh_real":
-        tokens = jnp.where(offset < fresh[row], _fresh_real(k_real, row, params, config), tokens)
+        values = jnp.where(is_fresh, _fresh_real(k_real, row, params, config), values)
+    tokens = state.tokens.at[target].set(values, unique_indices=True)
     return _advance(state, tokens, params, config)
 
 

@@ -27,8 +27,10 @@ from .result import METRIC_NAMES, Moments, Result
 
 #: Device-memory budget used to choose the chunk size when none is given (bytes).
 DEFAULT_MEMORY = 1 << 30
-#: Largest automatic chunk (chains per compiled call).
-MAX_CHUNK = 8192
+#: Largest automatic chunk (chains per compiled call), by backend: on a CPU larger chunks fall out of cache
+#: (10,000 chains at vocabulary 600, n = 100: 28 ms per generation in chunks of 1,024, 73 ms in chunks of 5,000).
+MAX_CHUNK = {"cpu": 1024}
+MAX_CHUNK_ACCELERATOR = 65536
 #: Host memory above which final distributions are not kept unless asked for (bytes).
 KEEP_FINAL_LIMIT = 1 << 29
 
@@ -49,13 +51,13 @@ def bytes_per_chain(config: kernel.Config) -> int:
     return total
 
 
-def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Chains per chunk: as many as fit in ``memory`` (up to ``MAX_CHUNK``), balanced over the chunks."""
+def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY, platform: str = "cpu") -> int:
+    """Chains per chunk: as many as fit in ``memory`` (up to the backend's ``MAX_CHUNK``), balanced over the chunks."""
     per = bytes_per_chain(config)
     if per > memory:
         raise ConfigError(f"one chain needs about {per / 2**20:.0f} MiB of device memory, more than the "
                           f"memory budget of {memory / 2**20:.0f} MiB; lower vocab, contexts or sizes")
-    most = max(1, min(MAX_CHUNK, memory // per, chains))
+    most = max(1, min(MAX_CHUNK.get(platform, MAX_CHUNK_ACCELERATOR), memory // per, chains))
     pieces = math.ceil(chains / most)
     return math.ceil(chains / pieces)
 
@@ -189,8 +191,9 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
                                       smoothing=smoothing, sampler=sampler)
         generations = int(generations)
         key = as_key(key)
+        devices = _devices(devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
-                 else chunk_for(config, chains, memory))
+                 else chunk_for(config, chains, memory, devices[0].platform))
         chunk = min(chunk, chains)
         c, v = config.contexts, config.vocab
         if keep_final is None:
@@ -204,7 +207,6 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         ctx_token = np.empty((chains, c), np.int64)
         final = np.empty((chains, c, v)) if keep_final else None
         seg = segment_length(generations)
-        devices = _devices(devices)
         placed = [(jax.device_put(params, d), jax.device_put(key, d)) for d in devices]
         starts = list(range(0, chains, chunk))
         total_work, done = chains * generations, 0

@@ -1,0 +1,64 @@
+"""Time per generation of the CLI's default study and of 10,000 chains at vocabulary 600, n = 100, against
+NumPy's ``Generator.multinomial`` (2-D pvals, a Python loop over generations, the same 8 metrics), in one run.
+
+    python benchmarks/default_study.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import jaxcollapse as jc
+from jaxcollapse.bench import METRIC_ORDER, np_metrics
+
+
+def numpy_reference(p0: np.ndarray, n: int, chains: int, generations: int, seed: int) -> float:
+    """Seconds for the whole study with ``rng.multinomial`` and the 8 metrics in NumPy."""
+    rng = np.random.default_rng(seed)
+    logp0 = np.log(np.where(p0 > 0, p0, 1.0))
+    out = np.empty((chains, generations + 1, len(METRIC_ORDER)))
+    t0 = time.perf_counter()
+    start = np.broadcast_to(p0, (chains, p0.size))
+    np_metrics(start, p0, None, out[:, 0], logp0)
+    p = rng.multinomial(n, start) / n
+    p1 = p
+    np_metrics(p, p0, p1, out[:, 1], logp0)
+    for g in range(2, generations + 1):
+        p = rng.multinomial(n, p) / n
+        np_metrics(p, p0, p1, out[:, g], logp0)
+    return time.perf_counter() - t0
+
+
+def engine(initial, n: int, chains: int, generations: int, seed: int) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    r = jc.simulate(seed, initial, jc.fully_synthetic(n), chains=chains, generations=generations, keep_final=False)
+    return time.perf_counter() - t0, r.settings["sampler"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    studies = [
+        ("default study: zipf(1.1) on 52 of 600 tokens, n=100, 2000 chains x 200 gens",
+         jc.zipf(600, 1.1, support=52), 100, 2000, 200),
+        ("zipf(1.1) on 52 of 600 tokens, n=100, 10000 chains x 200 gens", jc.zipf(600, 1.1, support=52), 100, 10000, 200),
+        ("zipf(1.1) on all 600 tokens, n=100, 10000 chains x 200 gens", jc.zipf(600, 1.1), 100, 10000, 200),
+    ]
+    print("| study | engine ms/gen (sampler) | first call s | NumPy ms/gen | speed-up |")
+    print("|---|---|---|---|---|")
+    for name, initial, n, chains, gens in studies:
+        first, sampler = engine(initial, n, chains, gens, 0)
+        eng = [engine(initial, n, chains, gens, s + 1)[0] for s in range(args.repeats)]
+        ref = [numpy_reference(initial.probs[0], n, chains, gens, s) for s in range(args.repeats)]
+        e, r = statistics.median(eng) / gens * 1e3, statistics.median(ref) / gens * 1e3
+        print(f"| {name} | {e:.2f} ({sampler}) | {first:.2f} | {r:.2f} | {r / e:.2f}x |", flush=True)
+    print(f"\nmedians of {args.repeats} runs each; first call includes compilation")
+
+
+if __name__ == "__main__":
+    main()
