@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark suite of jaxcollapse (issue #3): see benchmarks/README.md or ``python benchmarks/bench.py --help``."""
+"""Benchmark suite of jaxcollapse: see benchmarks/README.md or ``python benchmarks/bench.py --help``."""
 
 import os
 import sys

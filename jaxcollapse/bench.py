@@ -1,6 +1,6 @@
 """Benchmark suite: the engine against the NumPy and JAX code a researcher would otherwise write.
 
-Six workloads (project issue #3), each fully synthetic unless said, started from ``zipf(vocab, 1.1)`` over the
+Six workloads, each fully synthetic unless said, started from ``zipf(vocab, 1.1)`` over the
 whole vocabulary, recording the 8 metrics of :data:`jaxcollapse.METRICS` per chain and generation:
 
 ====  ======  ======  =======  ===========  ===================================================
@@ -52,10 +52,12 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import ConfigError
+
 #: The metrics every implementation records, in this order (as :data:`jaxcollapse.METRICS`).
 METRIC_ORDER = ("collision", "max_prob", "l1_initial", "l1_first", "entropy", "support", "missing_mass", "kl")
 ZIPF_EXPONENT = 1.1
-#: Engine speedup targets of issue #3: over reference (b) for every workload, and first-call compile time.
+#: Engine speed-up targets: over reference (b) for every workload, and first-call compile time.
 TARGET_B = 100.0
 TARGET_COMPILE_S = 5.0
 #: Estimated uniforms consumed per binomial by the binomial-splitting sampler (``jax.random.binomial``'s
@@ -767,10 +769,9 @@ def _rng_share(w: Workload, chains: int, engine: dict, rng: dict | None) -> dict
         how = (f"binomial sampler: {width - 1} binomials per chain (padded tree) x ~{UNIFORMS_PER_BINOMIAL} "
                f"uniforms each (estimate)")
     elif sampler == "resample":
-        slots = w.n + (w.real or 0)
-        per_gen = chains * slots
-        how = (f"resample kernel: one random number per training-sample slot ({slots} per chain: a parent pick; "
-               f"32-bit bits while slots <= 65536, else a float64 uniform)")
+        per_gen = chains * w.n
+        how = (f"resample kernel: one random number per new sample ({w.n} per chain: a parent pick among the "
+               f"{w.n + (w.real or 0)} training samples; 32-bit bits while they are <= 65536, else a float64 uniform)")
     else:
         return {"estimate": None, "how": f"unknown sampler {sampler!r}"}
     # 32-bit draws (resample's parent picks on small lists) are compared with the float32 rate.
@@ -939,7 +940,7 @@ def markdown(report: dict) -> str:
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=prog, description="Benchmark jaxcollapse.simulate against NumPy and jax.random references "
-        "on the workloads of issue #3.", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "on six standard workloads.", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="workloads:\n" + "\n".join("  " + w.describe() for w in WORKLOADS.values()))
     ap.add_argument("--workloads", default=None,
                     help="comma-separated workload names (default: all; with --quick: " + ",".join(QUICK_WORKLOADS) + ")")
@@ -1018,9 +1019,20 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``jaxcollapse bench`` / ``python benchmarks/bench.py``: run, print the Markdown, write JSON/Markdown."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``jaxcollapse bench`` / ``python benchmarks/bench.py``: run, print the Markdown, write JSON/Markdown.
+    A bad flag prints one line and returns 2."""
+    parser = build_parser(prog)
+
+    def one_line_error(message):
+        raise ConfigError(message)
+
+    parser.error = one_line_error
+    try:
+        args = parser.parse_args(argv)
+    except ConfigError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     if args.list:
         for w in WORKLOADS.values():
             print(w.describe())

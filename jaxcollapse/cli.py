@@ -3,7 +3,7 @@
 ``jaxcollapse run``    simulate a study and write a results directory (``jaxcollapse run --help``).
 ``jaxcollapse show``   print the summary and settings of a finished run.
 ``jaxcollapse plot``   redraw the figures of a finished run from its files.
-``jaxcollapse bench``  benchmarks (``jaxcollapse.bench``, when installed).
+``jaxcollapse bench``  the benchmark of ``benchmarks/`` on whatever backend JAX sees (``jaxcollapse.bench``).
 
 Every error (bad flag, value, file or configuration) is one line ``jaxcollapse: error: ...`` on stderr and
 exit status 2.
@@ -677,25 +677,29 @@ def record_trajectories(seed: int, initial, regime, decoding, smoothing: float, 
     import numpy as np
     from jax import lax
 
-    from . import kernel
+    from . import kernel, resample
 
     with jax.enable_x64(True):
         config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
                                       smoothing=smoothing, sampler=sampler)
         params = jax.tree.map(jnp.asarray, params)
         key = jax.random.key(seed)
+        engine = resample if config.sampler == "resample" else kernel
+
+        def model(s):
+            return resample.model(s, params, config) if engine is resample else s.model
 
         def one(i):
             k = jax.random.fold_in(key, i)
-            s0 = kernel.init(k, params, config)
-            s1 = kernel.first_step(jax.random.fold_in(k, 1), s0, params, config)
+            p0 = kernel.init(k, params, config).model
+            s1 = engine.first_step(jax.random.fold_in(k, 1), engine.init(k, params, config), params, config)
 
             def body(s, m):
-                s = kernel.next_step(jax.random.fold_in(k, m), s, params, config)
-                return s, s.model
+                s = engine.next_step(jax.random.fold_in(k, m), s, params, config)
+                return s, model(s)
 
             _, rest = lax.scan(body, s1, jnp.arange(2, generations + 1))
-            return jnp.concatenate([s0.model[None], s1.model[None], rest], axis=0)
+            return jnp.concatenate([p0[None], model(s1)[None], rest], axis=0)
 
         out = jax.jit(jax.vmap(one))(jnp.arange(chains, dtype=jnp.uint32))
         return np.asarray(out)
@@ -889,17 +893,9 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    import importlib
+    from . import bench
 
-    try:
-        bench = importlib.import_module("jaxcollapse.bench")
-    except ImportError as e:
-        if getattr(e, "name", None) in ("jaxcollapse.bench",):
-            raise ConfigError("the bench command is not available in this installation (no jaxcollapse.bench)") \
-                from None
-        raise ConfigError(f"cannot load jaxcollapse.bench: {e}") from None
-    code = bench.main(argv)
-    return int(code or 0)
+    return int(bench.main(argv, prog=f"{PROG} bench") or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

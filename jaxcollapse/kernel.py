@@ -162,7 +162,7 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
     can_resample = (resample.supports(kind) and not decoding.active and smoothing == 0
                     and np.all(first >= 1) and np.all(synthetic + real >= 1))
     if can_resample:
-        slots_per_row = np.maximum(first, resample.row_capacity(kind, first, real, synthetic, generations))
+        slots_per_row = np.maximum(first, resample.row_capacity(kind, real, synthetic, generations))
     if sampler == "resample" and not can_resample:
         raise ConfigError("sampler 'resample' needs regime fully_synthetic, partially_synthetic, fresh_real or "
                           "accumulate, no decoding, no smoothing, and every context's sizes >= 1")
@@ -318,7 +318,9 @@ def _advance(state: State, model, pool, params, config) -> State:
     if config.kind == "most_recent":
         history = history.at[jnp.mod(m, config.window)].set(model)
     elif config.kind == "random_history":
-        history = history + decode(model, params, config)[None]
+        # Each earlier model is one equally likely source: add its decoded distribution normalised to mass 1.
+        q = decode(model, params, config)
+        history = history + (q / jnp.sum(q, axis=-1, keepdims=True))[None]
     first = jnp.where(m == 1, model, state.first)
     new = state._replace(generation=m, model=model, first=first, pool=pool, history=history)
     return _track_collapse(new, params)

@@ -51,7 +51,7 @@ def supports(kind: str) -> bool:
     return kind in ("fully_synthetic", "partially_synthetic", "fresh_real", "accumulate")
 
 
-def row_capacity(kind: str, first, real, synthetic, generations: int):
+def row_capacity(kind: str, real, synthetic, generations: int):
     """Slots each context needs over a run (NumPy or JAX int arrays ``(C,)``)."""
     if kind == "fully_synthetic":
         return synthetic
@@ -199,30 +199,33 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     # Materialise the gathered values once: fused into each sum below, XLA would redo the gathers per metric.
     share, p, q0, q1, log_p = jax.lax.optimization_barrier((share, p, q0, q1, log_p))
     # One pass over the slots for every sum (XLA would otherwise re-read the slots once per metric).
-    terms = jnp.stack([share, share * q0, share * q1, jnp.where(q0 > 0, share, 0.0), p / t,
-                       share * jnp.abs(p - q0), share * jnp.abs(p - q1), log_p / t, share * q0 * log_p,
-                       c], axis=0)
+    terms = jnp.stack([share, share * q0, share * q1, jnp.where(q0 > 0, share, 0.0),
+                       jnp.where(q1 > 0, share, 0.0), p / t, share * jnp.abs(p - q0), share * jnp.abs(p - q1),
+                       log_p / t, share * q0 * log_p, c], axis=0)
     terms = jnp.where(valid[None, :], terms, 0.0)
     if config.contexts == 1:
-        sums = jnp.sum(terms[:9], axis=1, keepdims=True)
-        max_count = jnp.max(terms[9])[None]
+        sums = jnp.sum(terms[:10], axis=1, keepdims=True)
+        max_count = jnp.max(terms[10])[None]
     else:
-        sums = jnp.zeros((9, config.contexts)).at[:, row].add(terms[:9])
-        max_count = jnp.zeros(config.contexts).at[row].max(terms[9])
+        sums = jnp.zeros((10, config.contexts), jnp.float64).at[:, row].add(terms[:10])
+        max_count = jnp.zeros(config.contexts, jnp.float64).at[row].max(terms[10])
     max_prob = max_count / size.astype(jnp.float64)
-    support, alive0, alive1, live0, collision, l1_0, l1_1, neg_entropy, cross = sums
+    support, alive0, alive1, live0, live1, collision, l1_0, l1_1, neg_entropy, cross = sums
+    # A token is lost when fewer tokens of p0 (of p1) are alive than p0 (p1) has: then, and only then, the
+    # lost mass enters L1, missing mass and KL (1 - alive would leave rounding residue of 1e-16 otherwise).
     lost = jnp.round(live0) < jnp.sum(p0 > 0, axis=1)
+    lost1 = jnp.round(live1) < jnp.sum(state.first.reshape(config.contexts, config.vocab) > 0, axis=1)
     h0 = -jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
     missing = jnp.where(lost, jnp.maximum(1.0 - alive0, 0.0), 0.0)
     return {
         "collision": collision,
         "max_prob": max_prob,
         "l1_initial": l1_0 + missing,
-        "l1_first": l1_1 + jnp.maximum(1.0 - alive1, 0.0),
+        "l1_first": l1_1 + jnp.where(lost1, jnp.maximum(1.0 - alive1, 0.0), 0.0),
         "entropy": -neg_entropy,
         "support": jnp.round(support),
         "missing_mass": missing,
-        "kl": jnp.where(lost, jnp.inf, -h0 - cross),
+        "kl": jnp.where(lost, jnp.inf, jnp.maximum(-h0 - cross, 0.0)),
     }
 
 

@@ -173,7 +173,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
       generations: number of generations after the truth (>= 1); traces have ``generations + 1`` columns.
       decoding: temperature / top-k / top-p applied before a model generates (default: none).
       smoothing: add-alpha pseudo-count per token in every fit (0 = maximum likelihood).
-      sampler: ``"auto"``, ``"tokens"`` or ``"binomial"`` (see :mod:`jaxcollapse.samplers`).
+      sampler: ``"auto"``, ``"resample"``, ``"tokens"`` or ``"binomial"`` (see the README and
+        :mod:`jaxcollapse.samplers`, :mod:`jaxcollapse.resample`).
       chunk_size: chains per compiled call (default: chosen from ``memory``); results do not depend on it.
       memory: device-memory budget in bytes for choosing the chunk size.
       per_context: also keep per-context traces ``(chains, generations + 1, contexts)``.

@@ -265,3 +265,20 @@ def test_resample_ngram_per_context():
                     theory.fully_synthetic_collision(table[c], sizes[c], g)[CHECK[:5]], what=f"context {c}")
     assert np.all(r.context_collapse_time[:, 2] == 0)
     assert np.allclose(r.final.sum(axis=2), 1)
+
+
+def test_random_history_weighs_every_earlier_model_equally_under_decoding(x64):
+    """With top_k = 1, p^(1) decodes to a point mass on its top token a; generation 2 then draws from
+    (p^(0) + δ_a) / 2, so E[p^(2)_a] = E[(p0_a + 1) / 2] whatever p^(1)'s own top probability is."""
+    p0 = np.array([0.4, 0.3, 0.2, 0.1])
+    config, params = jc.build(p0, jc.random_history(20), generations=2, decoding=jc.Decoding(top_k=1))
+    params = jax.tree.map(jnp.asarray, params)
+
+    def chain(k):
+        s1 = jc.first_step(jax.random.fold_in(k, 1), jc.init(k, params, config), params, config)
+        s2 = jc.next_step(jax.random.fold_in(k, 2), s1, params, config)
+        top = jnp.argmax(s1.model[0])
+        return s2.model[0, top], (jnp.asarray(p0)[top] + 1) / 2
+
+    share, expected = jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(4), 20000))
+    assert_mean(np.asarray(share) - np.asarray(expected), 0.0, what="E[p2_a] - (p0_a + 1)/2")
