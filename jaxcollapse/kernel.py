@@ -11,6 +11,7 @@ inside ``with jax.enable_x64(True):`` (``simulate`` does this for you).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -150,6 +151,13 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
         window = 1
     if kind in ("partially_synthetic", "accumulate", "accumulate_subsample") and regime.synthetic is None:
         raise ConfigError(f"regime {kind} needs synthetic (n)")
+    starved = (w > 0) & ((first == 0) | ((synthetic + real == 0) if kind != "accumulate" else False))
+    if kind == "most_recent":
+        starved |= (w > 0) & (synthetic < window)
+    if starved.any():
+        warnings.warn(f"{int(starved.sum())} of {c} contexts get no sample in some generation (sizes split by "
+                      f"weight round to 0, or fewer than one per model of the window); they keep their model "
+                      f"and never collapse: give larger sizes or one size per context", stacklevel=3)
     per_gen = {
         "fully_synthetic": synthetic.sum(), "partially_synthetic": synthetic.sum(),
         "fresh_real": (real + synthetic).sum(), "accumulate": synthetic.sum(),

@@ -84,3 +84,9 @@ def test_geometric_and_dirichlet():
     d = jc.dirichlet(3, 7, 0.5, contexts=4)
     assert d.probs.shape == (4, 7) and np.allclose(d.probs.sum(axis=1), 1)
     assert np.array_equal(d.probs, jc.dirichlet(3, 7, 0.5, contexts=4).probs)
+
+
+def test_contexts_without_samples_are_warned_about():
+    init = jc.table(np.array([[0.5, 0.5], [0.9, 0.1], [0.3, 0.7]]), [0.98, 0.01, 0.01])
+    with pytest.warns(UserWarning, match="2 of 3 contexts get no sample"):
+        jc.build(init, jc.fully_synthetic(10), generations=3)
