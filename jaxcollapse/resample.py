@@ -36,12 +36,14 @@ class ResampleState(NamedTuple):
       generation: int32 ``m``.
       tokens: ``(slots,)`` int32 training samples of ``p^(m)`` (token ids; slots past a context's size are unused).
       first: ``(contexts * vocab,)`` int32 token counts of ``p^(1)``'s training set (zeros before generation 1).
+      first_support: ``(contexts,)`` int32 number of tokens of ``p^(1)`` with positive probability.
       collapse_time, collapse_token, chain_collapse: as in :class:`jaxcollapse.State`.
     """
 
     generation: jax.Array
     tokens: jax.Array
     first: jax.Array
+    first_support: jax.Array
     collapse_time: jax.Array
     collapse_token: jax.Array
     chain_collapse: jax.Array
@@ -116,7 +118,7 @@ def init(key: jax.Array, params: Params, config: Config) -> ResampleState:
     whole = jnp.all(dirac | (params.weights <= 0))
     return ResampleState(
         generation=jnp.int32(0), tokens=jnp.zeros(config.slots, jnp.int32),
-        first=jnp.zeros(c * config.vocab, jnp.int32),
+        first=jnp.zeros(c * config.vocab, jnp.int32), first_support=jnp.zeros(c, jnp.int32),
         collapse_time=jnp.where(dirac, 0, -1).astype(jnp.int32),
         collapse_token=jnp.where(dirac, jnp.argmax(jnp.asarray(params.initial), axis=1), -1).astype(jnp.int32),
         chain_collapse=jnp.where(whole, 0, -1).astype(jnp.int32))
@@ -135,7 +137,8 @@ def first_step(key: jax.Array, state: ResampleState, params: Params, config: Con
     row, _, _ = _layout(params, config)
     tokens = _fresh_real(key, row, params, config)  # one per slot; slots past ``first`` are unused
     counts, *_ = _counts(tokens, params.first, params, config)
-    return _advance(state._replace(first=counts), tokens, params, config)
+    support = jnp.sum(counts.reshape(config.contexts, config.vocab) > 0, axis=1).astype(jnp.int32)
+    return _advance(state._replace(first=counts, first_support=support), tokens, params, config)
 
 
 def next_step(key: jax.Array, state: ResampleState, params: Params, config: Config) -> ResampleState:
@@ -214,7 +217,7 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     # A token is lost when fewer tokens of p0 (of p1) are alive than p0 (p1) has: then, and only then, the
     # lost mass enters L1, missing mass and KL (1 - alive would leave rounding residue of 1e-16 otherwise).
     lost = jnp.round(live0) < jnp.sum(p0 > 0, axis=1)
-    lost1 = jnp.round(live1) < jnp.sum(state.first.reshape(config.contexts, config.vocab) > 0, axis=1)
+    lost1 = jnp.round(live1) < state.first_support
     h0 = -jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
     missing = jnp.where(lost, jnp.maximum(1.0 - alive0, 0.0), 0.0)
     return {
