@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import datetime
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -504,13 +503,10 @@ def bench_engine(w: Workload, chains: int, gens: int, *, repeats: int, sampler: 
     kwargs = dict(chains=chains, generations=gens, sampler=sampler, keep_traces=True, keep_final=False)
     if chunk_size:
         kwargs["chunk_size"] = chunk_size
-    with_progress = "progress" in inspect.signature(jc.simulate).parameters
 
     def call(s):
         marks = []
-        kw = dict(kwargs)
-        if with_progress:
-            kw["progress"] = lambda done, total: marks.append(time.perf_counter())
+        kw = dict(kwargs, progress=lambda done, total: marks.append(time.perf_counter()))
         t0 = time.perf_counter()
         res = jc.simulate(s, initial, regime, **kw)
         t1 = time.perf_counter()
