@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import os
 import shlex
 import sys
@@ -22,6 +23,12 @@ from typing import NamedTuple
 from .errors import ConfigError, check_float, check_int
 
 PROG = "jaxcollapse"
+
+# Subcommands that live in their own module: name -> (module, one-line help). Each module defines
+# ``add_arguments(parser)`` and ``run_command(args) -> int`` (exit status); it is imported only when the
+# parser is built, so it must import JAX lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -326,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{run,show,plot,bench}", parser_class=_Parser)
+    names = ["run", "show", "plot", "bench", *COMMANDS]
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}", parser_class=_Parser)
     run = sub.add_parser("run", help="simulate a study and write a results directory",
                          description="Simulate many independent chains of recursive training and write a results "
                          "directory (default study: the paper's fully synthetic setting, Zipf(1.1) on 52 of "
@@ -366,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", metavar="DIR", help="run directory")
     plot.add_argument("--format", default="png,pdf", help="comma-separated formats (default: png,pdf)")
     sub.add_parser("bench", help="benchmarks (jaxcollapse.bench; arguments passed on)", add_help=False)
+    for name, (module, help_) in COMMANDS.items():
+        mod = importlib.import_module(f".{module}", __package__)
+        p = sub.add_parser(name, help=help_, description=getattr(mod, "DESCRIPTION", help_),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
     return parser
 
 
@@ -915,6 +928,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_show(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command in COMMANDS:
+            mod = importlib.import_module(f".{COMMANDS[args.command][0]}", __package__)
+            return int(mod.run_command(args) or 0)
         raise CLIError(f"unknown command {args.command!r}")
     except (CLIError, ConfigError, ValueError, OSError) as e:
         msg = _one_line(e) if not isinstance(e, OSError) or not e.strerror else _os_message(e)
