@@ -28,6 +28,7 @@ PROG = "jaxcollapse"
 # ``add_arguments(parser)`` and ``run_command(args) -> int`` (exit status); it is imported only when the
 # parser is built, so it must import JAX lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "reproduce": ("reproduce", "rerun the paper's figures with confidence intervals and theory"),
 }
 
 try:  # Python 3.11+

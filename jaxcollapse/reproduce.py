@@ -1,0 +1,905 @@
+"""The paper's figures (Seddik et al., arXiv 2404.05090), rerun at scale with confidence intervals and theory.
+
+``FIGURES`` maps a name to a function ``(out: pathlib.Path, *, scale=1.0, seed=0, progress=None) -> dict`` that
+simulates one experiment, writes ``out/NAME.png`` (the figure), ``out/NAME.csv`` (every plotted number, tidy)
+and ``out/NAME.json`` (headline numbers, also returned). ``scale`` multiplies the chain and generation counts
+(``scale=0.01`` for a quick look); ``progress`` is called with one-line status messages (``str``).
+
+The CSV has one value per row: ``figure, series, x_name, x, quantity, kind, value, ci_low, ci_high, se,
+chains, z``. ``kind`` is ``simulated`` (a mean over chains with its 95% t-interval, or a proportion with its
+Wilson interval; ``se`` its standard error) or the name of a theory curve (``exact``, ``printed``,
+``bound_lower``, ``bound_upper``, ``littler``, ``cauchy_schwarz``); ``z = (simulated - exact) / se`` on the
+simulated rows that have an exact curve.
+
+Distributions with a support smaller than the vocabulary are simulated on their support only: a token of
+probability zero is never drawn, so the other 548 tokens of the paper's ``s = 600`` change no model, metric
+or collapse time (the law of every reported quantity is identical); it makes the runs 1.5-2x faster.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import pathlib
+import time
+from typing import Callable
+
+import numpy as np
+
+from . import analysis, theory
+from .errors import ConfigError
+
+#: Chains per experiment where the paper used 100 runs.
+CHAINS = 10_000
+
+COLUMNS = ("figure", "series", "x_name", "x", "quantity", "kind", "value", "ci_low", "ci_high", "se",
+           "chains", "z")
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _scaled(base: int, scale: float, low: int) -> int:
+    return max(low, int(round(base * scale)))
+
+
+def _check_scale(scale) -> float:
+    from .errors import check_float
+
+    return check_float("scale", scale, low=0.0, high=100.0, low_open=True)
+
+
+class _Table:
+    """Rows of a figure's tidy CSV."""
+
+    def __init__(self, figure: str):
+        self.figure = figure
+        self.rows: list[dict] = []
+
+    def add(self, series, x_name, xs, quantity, kind, values, ci_low=None, ci_high=None, se=None,
+            chains=None, z=None):
+        xs = np.asarray(xs)
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), xs.shape)
+
+        def col(a):
+            return None if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), xs.shape)
+
+        lo, hi, s, zz = col(ci_low), col(ci_high), col(se), col(z)
+        for i, x in enumerate(xs.tolist()):
+            self.rows.append({
+                "figure": self.figure, "series": series, "x_name": x_name, "x": x, "quantity": quantity,
+                "kind": kind, "value": values[i], "ci_low": None if lo is None else lo[i],
+                "ci_high": None if hi is None else hi[i], "se": None if s is None else s[i],
+                "chains": "" if chains is None else int(chains), "z": None if zz is None else zz[i]})
+
+    def mean(self, series, x_name, xs, quantity, samples, exact=None):
+        """Simulated mean of ``samples`` ``(chains, len(xs))`` with its 95% t-interval; ``z`` against ``exact``."""
+        res = analysis.mean_ci(samples, axis=0)
+        se = np.asarray(res.sd) / math.sqrt(res.n)
+        z = None
+        if exact is not None:
+            z = _compare(samples, exact).z
+        self.add(series, x_name, xs, quantity, "simulated", res.mean, res.ci_low, res.ci_high, se, res.n, z)
+        return res
+
+    def proportion(self, series, x_name, xs, quantity, successes, trials, exact=None):
+        """A proportion with its Wilson interval; ``z`` from the exact value's binomial standard error."""
+        successes = np.asarray(successes, dtype=np.float64)
+        ci = analysis.wilson_ci(successes, trials)
+        p = successes / trials
+        z = None
+        if exact is not None:
+            ex = np.asarray(exact, dtype=np.float64)
+            sd = np.sqrt(ex * (1 - ex) / trials)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(sd > 0, (p - ex) / sd, np.where(p == ex, 0.0, np.inf))
+        self.add(series, x_name, xs, quantity, "simulated", p, ci.low, ci.high, np.sqrt(p * (1 - p) / trials),
+                 trials, z)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: _fmt(v) for k, v in r.items()})
+        return buf.getvalue()
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def _compare(samples, exact):
+    """``analysis.compare_to_theory`` over the generations where the chains vary: a column whose values are
+    all equal up to rounding (generation 0, the truth itself) is deterministic and gets ``z`` = NaN."""
+    samples = np.asarray(samples, dtype=np.float64)
+    exact = np.asarray(exact, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(samples, axis=0) - np.nanmin(samples, axis=0)
+    varies = ~(spread <= 1e-12 * np.maximum(1.0, np.abs(exact)))
+    if not varies.any():
+        return analysis.compare_to_theory(samples, exact)
+    cmp = analysis.compare_to_theory(samples[:, varies], exact[varies])
+    z = np.full(exact.shape, np.nan)
+    z[varies] = cmp.z
+    mean, se = np.asarray(analysis.mean_ci(samples, axis=0).mean), np.zeros(exact.shape)
+    se[varies] = cmp.se
+    return cmp._replace(z=z, mean=mean, se=se)
+
+
+def _test(comparison) -> dict:
+    """The summary of an ``analysis.compare_to_theory`` result for the JSON."""
+    z = np.asarray(comparison.z, dtype=np.float64)
+    return {"max_abs_z": _num(comparison.max_abs_z), "p_value_bonferroni": _num(comparison.p_value_max),
+            "chi2": _num(comparison.chi2), "dof": int(comparison.dof), "p_value_chi2": _num(comparison.p_value),
+            "z": [_num(v) for v in z]}
+
+
+def _num(v):
+    v = float(v)
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return round(v, 6) if abs(v) >= 1e-3 else float(f"{v:.6g}")
+
+
+def _write(out: pathlib.Path, name: str, fig, table: _Table, headline: dict, pdf: bool = False) -> dict:
+    from .results_io import atomic_file, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in ("png", "pdf") if pdf else ("png",):
+        with atomic_file(str(out / f"{name}.{fmt}")) as f:
+            fig.savefig(f, format=fmt, dpi=100, bbox_inches="tight")
+    write_text(str(out / f"{name}.csv"), table.csv())
+    write_text(str(out / f"{name}.json"), json.dumps(headline, indent=2, allow_nan=False) + "\n")
+    return headline
+
+
+def _figure(ncols: int, title: str, width: float = 5.0, height: float = 3.8):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def _band(ax, x, res, color, label):
+    ax.plot(x, res.mean, color=color, lw=1.2, label=label)
+    ax.fill_between(x, res.ci_low, res.ci_high, color=color, alpha=0.3, lw=0)
+
+
+def _say(progress, msg: str) -> None:
+    if progress is not None:
+        progress(msg)
+
+
+def _simulate(key, initial, regime, progress, label, **kw):
+    from .simulate import simulate
+
+    t0 = time.perf_counter()
+    res = simulate(key, initial, regime, **kw)
+    _say(progress, f"{label}: {kw['chains']:,} chains x {kw['generations']} generations in "
+                   f"{time.perf_counter() - t0:.1f} s")
+    return res
+
+
+def _key(seed: int, figure: int, series: int):
+    """A key per (figure, series): independent streams for the runs of one reproduction."""
+    import jax
+
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), figure), series)
+
+
+def _zipf52():
+    from .initial import zipf
+
+    return zipf(52, 1.1)
+
+
+def _p(initial) -> np.ndarray:
+    return np.asarray(initial.probs[0], dtype=np.float64)
+
+
+def _settings(scale, seed, chains, generations, **extra) -> dict:
+    return {"scale": scale, "seed": seed, "chains": chains, "generations": generations, **extra}
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 1: 81 three-token contexts drift to the vertices of the simplex
+
+
+FIG1_CONTEXTS, FIG1_VOCAB, FIG1_N, FIG1_GENERATIONS = 81, 3, 1000, 50
+FIG1_SNAPSHOTS = (0, 10, 20, 40)
+
+
+def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+         pdf: bool = False) -> dict:
+    """Paper Figure 1: fully synthetic trigram-style model, ``s = 3`` tokens, ``ℓ = 4`` (81 contexts), ``n =
+    1000`` samples per generation split over the contexts by their weights (about 12 each).
+
+    The paper draws its truth without stating it: each context's distribution here is Dirichlet(1) on the 3
+    tokens (NumPy seed 0), contexts equally weighted. Plotted: one chain's 81 contexts on the simplex at
+    generations 0, 10, 20, 40; the share of contexts collapsed and the context-averaged collision probability
+    over ``CHAINS`` chains with 95% intervals, against their exact values (Wright–Fisher per context)."""
+    import jax
+
+    from . import kernel
+    from .initial import dirichlet, split_sizes
+    from .regimes import fully_synthetic
+
+    scale = _check_scale(scale)
+    chains = chains or _scaled(CHAINS, scale, 20)
+    g = _scaled(FIG1_GENERATIONS, min(scale, 1.0), 10) if scale < 1 else FIG1_GENERATIONS
+    truth = dirichlet(0, FIG1_VOCAB, 1.0, FIG1_CONTEXTS)
+    sizes = split_sizes(FIG1_N, np.asarray(truth.weights))
+    regime = fully_synthetic(sizes)
+    res = _simulate(_key(seed, 1, 0), truth, regime, progress, "fig1", chains=chains, generations=g,
+                    keep_final=False)
+    probs = np.asarray(truth.probs)
+    weights = np.asarray(truth.weights)
+    ctx_collapsed = np.stack([theory.collapsed_probability(probs[c], int(sizes[c]), g)
+                              for c in range(FIG1_CONTEXTS)])
+    exact_share = ctx_collapsed.mean(axis=0)
+    exact_coll = sum(weights[c] * theory.fully_synthetic_collision(probs[c], int(sizes[c]), g)
+                     for c in range(FIG1_CONTEXTS))
+    gens = np.arange(g + 1)
+    ct = res.context_collapse_time                                           # (chains, contexts), -1: censored
+    share = np.stack([((ct >= 0) & (ct <= m)).mean(axis=1) for m in gens], axis=1)
+    table = _Table("fig1")
+    r_share = table.mean("all contexts", "generation", gens, "share_collapsed", share, exact_share)
+    table.add("all contexts", "generation", gens, "share_collapsed", "exact", exact_share)
+    coll = res.traces["collision"]
+    r_coll = table.mean("all contexts", "generation", gens, "collision", coll, exact_coll)
+    table.add("all contexts", "generation", gens, "collision", "exact", exact_coll)
+    # one chain's contexts at a few generations, stepped with the public kernel (chain 0's keys)
+    snaps = {}
+    with jax.enable_x64(True):
+        config, params = kernel.build(truth, regime, generations=g, sampler="tokens")
+        k0 = jax.random.fold_in(_key(seed, 1, 1), 0)
+        state = kernel.init(k0, params, config)
+        step = jax.jit(lambda k, s: kernel.step(k, s, params, config)[0])
+        snaps[0] = probs.copy()
+        for m in range(1, max(FIG1_SNAPSHOTS) + 1):
+            state = step(jax.random.fold_in(k0, m), state)
+            if m in FIG1_SNAPSHOTS:
+                snaps[m] = np.asarray(state.model)
+    for m, mat in snaps.items():
+        for c in range(FIG1_CONTEXTS):
+            for tok in range(FIG1_VOCAB):
+                table.add(f"chain 0, context {c}", "generation", [m], f"p[{tok}]", "simulated", mat[c, tok])
+    cmp_share = _compare(share, exact_share)
+    cmp_coll = _compare(coll, exact_coll)
+    at = {m: int(m) for m in (10, 20, 40) if m <= g}
+    headline = {
+        "figure": "fig1", "claim": "fully synthetic: the 81 context distributions drift to the simplex vertices "
+        "by generations 10-40",
+        "settings": _settings(scale, seed, chains, g, vocab=FIG1_VOCAB, contexts=FIG1_CONTEXTS, n_total=FIG1_N,
+                              n_per_context=[int(sizes.min()), int(sizes.max())],
+                              truth="Dirichlet(1) per context, NumPy seed 0, equal context weights (chosen: the "
+                              "paper does not state its truth)"),
+        "share_collapsed": {str(m): {"simulated": _num(r_share.mean[m]), "ci": [_num(r_share.ci_low[m]),
+                            _num(r_share.ci_high[m])], "exact": _num(exact_share[m])} for m in at},
+        "collision": {str(m): {"simulated": _num(r_coll.mean[m]), "exact": _num(exact_coll[m])} for m in at},
+        "test_share_collapsed": _test(cmp_share), "test_collision": _test(cmp_coll),
+        "wall_time_s": round(res.wall_time, 2),
+    }
+    fig, axes = _figure(3, f"Figure 1 · fully synthetic · 81 contexts × 3 tokens · n = {FIG1_N} in total · "
+                        f"{chains:,} chains")
+    from .plots import barycentric
+
+    ax = axes[0]
+    tri = barycentric(np.eye(3))
+    ax.plot(*np.vstack([tri, tri[:1]]).T, color="0.5", lw=0.8)
+    for i, (m, mat) in enumerate(sorted(snaps.items())):
+        xy = barycentric(mat)
+        ax.scatter(xy[:, 0], xy[:, 1], s=10, color=f"C{i}", label=f"generation {m}", alpha=0.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("one chain's 81 contexts", fontsize=9)
+    _band(axes[1], gens, r_share, "C0", "simulated (95% CI)")
+    axes[1].plot(gens, exact_share, "k--", lw=1, label="exact (Wright–Fisher)")
+    axes[1].set(xlabel="generation", ylabel="share of contexts collapsed")
+    _band(axes[2], gens, r_coll, "C1", "simulated (95% CI)")
+    axes[2].plot(gens, exact_coll, "k--", lw=1, label="exact (Theorem 1)")
+    axes[2].set(xlabel="generation", ylabel="Σ p² (context average)")
+    for a in axes[1:]:
+        a.legend(fontsize=7)
+    return _write(out, "fig1", fig, table, headline, pdf)
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 2: collapse time against n
+
+
+FIG2_NS = (10, 50, 100, 200, 300, 400)
+FIG2_CDF_N = 100
+
+
+def _fig2_distributions():
+    from .initial import geometric, uniform, zipf
+
+    return {"zipf(1.1) on 52": zipf(52, 1.1), "uniform on 10": uniform(10), "geometric(0.5) on 10":
+            geometric(10, 0.5)}
+
+
+def collapse_times(key, initial, n: int, chains: int, progress=None, label: str = "") -> np.ndarray:
+    """Collapse times ``T`` of ``chains`` fully synthetic chains run until every one has collapsed, ``(chains,)``.
+
+    The chains run for about Littler's ``E[T]`` generations; the models of the chains still alive then are
+    the contexts of one table, run on (each context is an independent chain with ``n`` samples per
+    generation: the recursion is Markov) for as long again, and so on until none is left. The total cost
+    is about ``1.6 E[T]`` chain-generations per chain instead of the several ``E[T]`` needed to see the tail
+    of ``T`` in one run."""
+    import jax
+
+    from .initial import table
+    from .regimes import fully_synthetic
+
+    p = _p(initial)
+    stage = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
+    res = _simulate(key, initial, fully_synthetic(n), progress, label, chains=chains, generations=stage,
+                    keep_traces=False, keep_final=True, sampler="resample")
+    t = res.collapse_time.astype(np.int64).copy()
+    alive = np.flatnonzero(t < 0)
+    models = res.final[alive, 0, :]
+    offset, round_ = stage, 1
+    while alive.size:
+        # bucket the number of contexts to a power of two (padding with collapsed rows) to reuse compilations
+        c = 1 << int(math.ceil(math.log2(max(alive.size, 2))))
+        pad = np.zeros((c - alive.size, models.shape[1]))
+        pad[:, 0] = 1.0
+        r = _simulate(jax.random.fold_in(key, 1_000_000 + round_), table(np.vstack([models, pad])),
+                      fully_synthetic(np.full(c, n)), progress, f"{label} (alive chains: {alive.size:,})",
+                      chains=1, generations=stage, keep_traces=False, keep_final=True, sampler="resample")
+        ct = r.context_collapse_time[0, :alive.size]
+        done = ct >= 0
+        t[alive[done]] = offset + ct[done]
+        models = r.final[0, :alive.size][~done]
+        alive = alive[~done]
+        offset += stage
+        round_ += 1
+    return t
+
+
+def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+         pdf: bool = False) -> dict:
+    """Paper Figure 2: fully synthetic, mean collapse time ``T`` against the sample size ``n``, for three
+    truths of different ``S_0`` and support, with Theorem 1's bounds, Littler's approximation and the exact
+    ``E[T]``; and ``P(T <= m)`` at ``n = 100`` against the exact Wright–Fisher curve and Theorem 1's bounds.
+
+    Chosen (the paper gives ``n ∈ {10, 50, 100, ..., 400}`` and "several p" on ``s = 600`` tokens): ``n`` in
+    ``FIG2_NS`` (the end points and four values between, to keep ``all`` under 15 minutes on 2 CPU cores)
+    and the truths Zipf(1.1) on 52 tokens (``S_0 = 0.0998``), uniform on 10 (``S_0 = 0.1``: same ``S_0``,
+    other support) and geometric(0.5) on 10 (``S_0 = 0.334``). Every chain is run to collapse
+    (:func:`collapse_times`), so no time is censored. With ``scale < 1`` only the ``n`` up to
+    ``max(50, 400 · scale)`` are run."""
+    scale = _check_scale(scale)
+    chains = chains or _scaled(CHAINS, scale, 20)
+    ns = [n for n in FIG2_NS if n <= max(50, 400 * scale)]
+    dists = _fig2_distributions()
+    table = _Table("fig2")
+    headline = {"figure": "fig2", "claim": "fully synthetic: the mean collapse time grows about linearly in n, "
+                "faster collapse for larger S_0; Theorem 1 lower-bounds it",
+                "settings": _settings(scale, seed, chains, None, ns=ns, distributions=list(dists)),
+                "distributions": {}}
+    fig, axes = _figure(2, f"Figure 2 · fully synthetic · collapse time · {chains:,} chains per point")
+    t0 = time.perf_counter()
+    cdf_times = None
+    for d, (name, init) in enumerate(dists.items()):
+        p = _p(init)
+        samples = np.empty((chains, len(ns)))
+        for j, n in enumerate(ns):
+            samples[:, j] = collapse_times(_key(seed, 2, 100 * d + j), init, n, chains, progress,
+                                           f"fig2: {name}, n={n}")
+            if d == 0 and n == FIG2_CDF_N:
+                cdf_times = samples[:, j].copy()
+        exact = np.array([theory.expected_collapse_time(p, n) for n in ns])
+        littler = np.array([theory.littler_collapse_time(p, n) for n in ns])
+        bounds = np.array([theory.theorem1_collapse_time_bounds(p, n) for n in ns])
+        res = table.mean(name, "n", ns, "collapse_time", samples, exact)
+        table.add(name, "n", ns, "collapse_time", "exact", exact)
+        table.add(name, "n", ns, "collapse_time", "littler", littler)
+        table.add(name, "n", ns, "collapse_time", "bound_lower", bounds[:, 0])
+        table.add(name, "n", ns, "collapse_time", "bound_upper", bounds[:, 1])
+        cmp = _compare(samples, exact)
+        headline["distributions"][name] = {
+            "S0": _num(theory.collision(p)), "support": int(np.count_nonzero(p)),
+            "mean_T": {str(n): _num(res.mean[j]) for j, n in enumerate(ns)},
+            "mean_T_ci": {str(n): [_num(res.ci_low[j]), _num(res.ci_high[j])] for j, n in enumerate(ns)},
+            "exact_E_T": {str(n): _num(v) for n, v in zip(ns, exact)},
+            "littler": {str(n): _num(v) for n, v in zip(ns, littler)},
+            "theorem1_lower": {str(n): _num(v) for n, v in zip(ns, bounds[:, 0])},
+            "theorem1_upper": {str(n): _num(v) for n, v in zip(ns, bounds[:, 1])},
+            "ratio_mean_T_to_lower": {str(n): _num(res.mean[j] / bounds[j, 0]) for j, n in enumerate(ns)},
+            "ratio_upper_to_mean_T": {str(n): _num(bounds[j, 1] / res.mean[j]) for j, n in enumerate(ns)},
+            "mean_T_per_n": {str(n): _num(res.mean[j] / n) for j, n in enumerate(ns)},
+            "test_exact_E_T": _test(cmp),
+        }
+        ax = axes[0]
+        color = f"C{d}"
+        ax.errorbar(ns, res.mean, yerr=[res.mean - res.ci_low, res.ci_high - res.mean], fmt="o", ms=3,
+                    color=color, label=f"{name} (S₀={theory.collision(p):.3f}): simulated")
+        ax.plot(ns, exact, "-", color=color, lw=1, alpha=0.8)
+        ax.plot(ns, littler, ":", color=color, lw=1)
+        ax.plot(ns, bounds[:, 0], "--", color=color, lw=1)
+    ax = axes[0]
+    ax.plot([], [], "k-", lw=1, label="exact E[T]")
+    ax.plot([], [], "k:", lw=1, label="Littler")
+    ax.plot([], [], "k--", lw=1, label="Theorem 1 lower bound")
+    ax.set(xlabel="n (samples per generation)", ylabel="mean collapse time T (generations)")
+    ax.legend(fontsize=6.5)
+    if cdf_times is not None:
+        p = _p(dists["zipf(1.1) on 52"])
+        gmax = int(np.max(cdf_times))
+        grid = np.unique(np.linspace(0, gmax, 61).astype(int))
+        exact_cdf = theory.collapsed_probability(p, FIG2_CDF_N, gmax)[grid]
+        lower, upper = (b[grid] for b in theory.theorem1_collapse_probability_bounds(p, FIG2_CDF_N, gmax))
+        hits = np.array([(cdf_times <= m).sum() for m in grid])
+        table.proportion("zipf(1.1) on 52, n=100", "generation", grid, "P(T<=m)", hits, chains, exact_cdf)
+        table.add("zipf(1.1) on 52, n=100", "generation", grid, "P(T<=m)", "exact", exact_cdf)
+        table.add("zipf(1.1) on 52, n=100", "generation", grid, "P(T<=m)", "bound_lower", lower)
+        table.add("zipf(1.1) on 52, n=100", "generation", grid, "P(T<=m)", "bound_upper", upper)
+        ci = analysis.wilson_ci(hits, chains)
+        ax = axes[1]
+        ax.plot(grid, hits / chains, color="C0", label="simulated")
+        ax.fill_between(grid, ci.low, ci.high, color="C0", alpha=0.3, lw=0)
+        ax.plot(grid, exact_cdf, "k--", lw=1, label="exact (Wright–Fisher)")
+        ax.plot(grid, lower, color="C3", lw=1, label="Theorem 1 bounds")
+        ax.plot(grid, upper, color="C3", lw=1)
+        ax.set(xlabel="generation m", ylabel="P(collapsed by m)", title="zipf(1.1) on 52 tokens, n = 100")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+        sd = np.sqrt(exact_cdf * (1 - exact_cdf) / chains)
+        zs = np.where(sd > 0, (hits / chains - exact_cdf) / sd, 0.0)
+        headline["P_collapsed_n100_max_abs_z"] = _num(np.max(np.abs(zs)))
+    headline["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    return _write(out, "fig2", fig, table, headline, pdf)
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures 3 and 4: partially synthetic
+
+
+PARTIAL_N_REAL, PARTIAL_GENERATIONS = 100, 50
+
+
+def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
+    """Simulate one partially synthetic series and add its rows; returns (summaries, headline dict)."""
+    from .regimes import partially_synthetic
+
+    p = _p(init)
+    res = _simulate(key, init, partially_synthetic(N, n), progress, label, chains=chains, generations=g,
+                    keep_final=False, sampler="resample")
+    gens = np.arange(g + 1)
+    coll = res.traces["collision"]
+    corrected = theory.theorem2_collision(p, N, n, g)
+    printed = theory.theorem2_collision(p, N, n, g, corrected=False)
+    r_coll = table.mean(name, "generation", gens, "collision", coll, corrected)
+    table.add(name, "generation", gens, "collision", "exact", corrected)
+    table.add(name, "generation", gens, "collision", "printed", printed)
+    # E‖p^(m) - p^(1)‖² = E σ_m - E σ_1 (E[p^(m) | p^(1)] = p^(1)); estimated per chain by σ_m - σ_1
+    dev = coll[:, 1:] - coll[:, 1:2]
+    exact_dev = theory.partial_sq_deviation_from_first(p, N, n, g)[1:]
+    r_dev = table.mean(name, "generation", gens[1:], "sq_deviation_from_first", dev, exact_dev)
+    table.add(name, "generation", gens[1:], "sq_deviation_from_first", "exact", exact_dev)
+    l1 = res.traces["l1_first"][:, 1:]
+    r_l1 = table.mean(name, "generation", gens[1:], "l1_from_first", l1)
+    cs = np.sqrt(np.count_nonzero(p) * exact_dev)
+    table.add(name, "generation", gens[1:], "l1_from_first", "cauchy_schwarz", cs)
+    cmp_c = _compare(coll, corrected)
+    cmp_p = _compare(coll, printed)
+    cmp_d = _compare(dev, exact_dev)
+    h = {"N": N, "n": n, "S0": _num(theory.collision(p)),
+         "collision_final": _num(r_coll.mean[-1]), "collision_final_ci": [_num(r_coll.ci_low[-1]),
+                                                                         _num(r_coll.ci_high[-1])],
+         "theorem2_corrected_final": _num(corrected[-1]), "theorem2_printed_final": _num(printed[-1]),
+         "sq_deviation_final": _num(r_dev.mean[-1]), "sq_deviation_final_ci": [_num(r_dev.ci_low[-1]),
+                                                                             _num(r_dev.ci_high[-1])],
+         "sq_deviation_exact_final": _num(exact_dev[-1]),
+         "sq_deviation_limit": _num(theory.partial_deviation_limit(p, N, n)),
+         "l1_from_first_final": _num(r_l1.mean[-1]), "l1_from_first_final_ci": [_num(r_l1.ci_low[-1]),
+                                                                               _num(r_l1.ci_high[-1])],
+         "l1_cauchy_schwarz_bound_final": _num(cs[-1]),
+         "test_corrected_theorem2": _test(cmp_c), "test_printed_theorem2": _test(cmp_p),
+         "test_sq_deviation": _test(cmp_d),
+         "printed_minus_corrected_in_se": {"max": _num(np.nanmax(np.abs(cmp_p.z - cmp_c.z))),
+                                           "at_generation_2": _num((printed[2] - corrected[2]) / cmp_c.se[2])
+                                           if g >= 2 else None},
+         "wall_time_s": round(res.wall_time, 2)}
+    return (r_coll, corrected, printed, r_dev, exact_dev, r_l1, cs), h
+
+
+def _partial_figure(name, title, series_list, g):
+    fig, axes = _figure(3, title)
+    gens = np.arange(g + 1)
+    for i, (label, (r_coll, corrected, printed, r_dev, exact_dev, r_l1, cs)) in enumerate(series_list):
+        c = f"C{i}"
+        _band(axes[0], gens, r_coll, c, label)
+        axes[0].plot(gens, corrected, "k-", lw=0.8)
+        axes[0].plot(gens, printed, "k:", lw=1.0)
+        _band(axes[1], gens[1:], r_dev, c, label)
+        axes[1].plot(gens[1:], exact_dev, "k-", lw=0.8)
+        _band(axes[2], gens[1:], r_l1, c, label)
+    axes[0].plot([], [], "k-", lw=0.8, label="Theorem 2 (corrected, exact)")
+    axes[0].plot([], [], "k:", lw=1.0, label="Theorem 2 as printed")
+    axes[0].set(xlabel="generation m", ylabel="E σ_m = E Σ p²")
+    axes[1].plot([], [], "k-", lw=0.8, label="exact")
+    axes[1].set(xlabel="generation m", ylabel="E ‖p⁽ᵐ⁾ − p⁽¹⁾‖₂²", yscale="log")
+    axes[2].set(xlabel="generation m", ylabel="E ‖p⁽ᵐ⁾ − p⁽¹⁾‖₁")
+    for a in axes:
+        a.legend(fontsize=6.5)
+    return fig
+
+
+FIG3_NS = (10, 50, 100, 500)
+
+
+def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+         pdf: bool = False) -> dict:
+    """Paper Figure 3: partially synthetic, ``N = 100`` real samples reused, ``n`` synthetic samples per
+    generation for ``n`` in ``FIG3_NS`` (chosen: the paper says "several n"), 50 generations, Zipf(1.1) on 52
+    tokens (``S_0 = 0.0998``). Plotted: ``E σ_m`` against Theorem 2 (corrected, exact) and as printed; the
+    squared L2 deviation from ``p^(1)`` against its exact value; the L1 deviation from ``p^(1)`` with the
+    bound ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``)."""
+    scale = _check_scale(scale)
+    chains = chains or _scaled(CHAINS, scale, 20)
+    g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
+    init = _zipf52()
+    table = _Table("fig3")
+    series, heads = [], {}
+    for i, n in enumerate(FIG3_NS):
+        name = f"N={PARTIAL_N_REAL}, n={n}"
+        s, h = _partial_series(table, name, _key(seed, 3, i), init, PARTIAL_N_REAL, n, chains, g, progress,
+                               f"fig3: {name}")
+        series.append((name, s))
+        heads[name] = h
+    fig = _partial_figure("fig3", f"Figure 3 · partially synthetic · zipf(1.1) on 52 tokens · {chains:,} "
+                          "chains", series, g)
+    headline = {"figure": "fig3", "claim": "partially synthetic: no collapse; the deviation from p^(1) "
+                "saturates at a level that grows with n/N; Theorem 2 gives E σ_m",
+                "settings": _settings(scale, seed, chains, g, N=PARTIAL_N_REAL, ns=list(FIG3_NS),
+                                      truth="zipf(1.1) on 52 tokens"),
+                "series": heads, "wall_time_s": round(sum(h["wall_time_s"] for h in heads.values()), 2)}
+    return _write(out, "fig3", fig, table, headline, pdf)
+
+
+FIG4_EXPONENTS = (0.5, 1.1, 2.0, 3.0)
+FIG4_N = 10
+
+
+def fig4(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+         pdf: bool = False) -> dict:
+    """Paper Figure 4: partially synthetic, ``n = 10``, ``N = 100``, 50 generations, truths of growing
+    ``S_0``: Zipf on 52 tokens with exponents ``FIG4_EXPONENTS`` (chosen; ``S_0`` = 0.032, 0.0998, 0.61,
+    0.83). As ``S_0`` grows ``E σ_m`` rises and the drift from ``p^(1)`` falls (the exact deviation is
+    proportional to ``1 - S_0``)."""
+    from .initial import zipf
+
+    scale = _check_scale(scale)
+    chains = chains or _scaled(CHAINS, scale, 20)
+    g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
+    table = _Table("fig4")
+    series, heads = [], {}
+    for i, a in enumerate(FIG4_EXPONENTS):
+        init = zipf(52, a)
+        name = f"zipf({a:g}), S0={theory.collision(_p(init)):.3f}"
+        s, h = _partial_series(table, name, _key(seed, 4, i), init, PARTIAL_N_REAL, FIG4_N, chains, g,
+                               progress, f"fig4: {name}")
+        series.append((name, s))
+        heads[name] = h
+    fig = _partial_figure("fig4", f"Figure 4 · partially synthetic · N = {PARTIAL_N_REAL}, n = {FIG4_N} · "
+                          f"{chains:,} chains", series, g)
+    headline = {"figure": "fig4", "claim": "partially synthetic, n=10, N=100: as S_0 grows, sigma_m rises and the "
+                "drift from p^(1) falls", "settings": _settings(scale, seed, chains, g, N=PARTIAL_N_REAL,
+                                                                 n=FIG4_N, exponents=list(FIG4_EXPONENTS)),
+                "series": heads, "wall_time_s": round(sum(h["wall_time_s"] for h in heads.values()), 2)}
+    return _write(out, "fig4", fig, table, headline, pdf)
+
+
+# ------------------------------------------------------------------------------------------------
+# curves over generations for several regimes (Figure 6, regimes, decoding)
+
+
+def _curves(figure, number, out, title, runs, *, scale, seed, chains, generations, progress, pdf, claim,
+            settings, exact_fn=None, diversity=False):
+    """Run each ``(name, initial, regime, decoding)`` of ``runs``; plot ``E σ_m`` (or ``E[1 - σ_m]``) and
+    ``P(collapsed by m)``. ``exact_fn(name, p, g)`` gives ``(E σ_m or None, P(collapsed by m) or None)``."""
+    scale = _check_scale(scale)
+    chains = chains or _scaled(CHAINS, scale, 20)
+    g = _scaled(generations, min(scale, 1.0), 5)
+    table = _Table(figure)
+    fig, axes = _figure(2, f"{title} · {chains:,} chains")
+    gens = np.arange(g + 1)
+    heads = {}
+    t0 = time.perf_counter()
+    quantity = "diversity" if diversity else "collision"
+    for i, (name, init, regime, decoding) in enumerate(runs):
+        res = _simulate(_key(seed, number, i), init, regime, progress, f"{figure}: {name}", chains=chains,
+                        generations=g, decoding=decoding, keep_final=False)
+        p = _p(init)
+        ex_coll, ex_col = exact_fn(name, p, g) if exact_fn else (None, None)
+        vals = res.traces["collision"]
+        if diversity:
+            vals = 1.0 - vals
+            ex_coll = None if ex_coll is None else 1.0 - ex_coll
+        r = table.mean(name, "generation", gens, quantity, vals, ex_coll)
+        if ex_coll is not None:
+            table.add(name, "generation", gens, quantity, "exact", ex_coll)
+        ct = res.collapse_time
+        hits = np.array([((ct >= 0) & (ct <= m)).sum() for m in gens])
+        table.proportion(name, "generation", gens, "P(T<=m)", hits, chains, ex_col)
+        if ex_col is not None:
+            table.add(name, "generation", gens, "P(T<=m)", "exact", ex_col)
+        c = f"C{i}"
+        _band(axes[0], gens, r, c, name)
+        if ex_coll is not None:
+            axes[0].plot(gens, ex_coll, "k--", lw=0.9)
+        ci = analysis.wilson_ci(hits, chains)
+        axes[1].plot(gens, hits / chains, color=c, lw=1.2, label=name)
+        axes[1].fill_between(gens, ci.low, ci.high, color=c, alpha=0.3, lw=0)
+        if ex_col is not None:
+            axes[1].plot(gens, ex_col, "k--", lw=0.9)
+        h = {quantity + "_final": _num(r.mean[-1]), quantity + "_final_ci": [_num(r.ci_low[-1]),
+                                                                            _num(r.ci_high[-1])],
+             "collapsed_final": _num(hits[-1] / chains), "collapsed_final_ci": [_num(ci.low[-1]),
+                                                                                _num(ci.high[-1])],
+             "wall_time_s": round(res.wall_time, 2)}
+        if ex_coll is not None:
+            h["exact_" + quantity + "_final"] = _num(ex_coll[-1])
+            h["test_" + quantity] = _test(_compare(vals, ex_coll))
+        if ex_col is not None:
+            h["exact_collapsed_final"] = _num(ex_col[-1])
+        obs = ct >= 0
+        if obs.any():
+            km = analysis.kaplan_meier(np.where(obs, ct, g), obs)
+            h["median_collapse_time"] = _num(km.median)
+        heads[name] = h
+    if any("exact_" + quantity + "_final" in h for h in heads.values()):
+        axes[0].plot([], [], "k--", lw=0.9, label="exact")
+    axes[0].set(xlabel="generation m", ylabel="E[1 − Σ p²] (diversity)" if diversity else "E Σ p²")
+    axes[1].set(xlabel="generation m", ylabel="P(collapsed by m)")
+    for a in axes:
+        a.legend(fontsize=6.5)
+    headline = {"figure": figure, "claim": claim, "settings": _settings(scale, seed, chains, g, **settings),
+                "series": heads, "wall_time_s": round(time.perf_counter() - t0, 2)}
+    return _write(out, figure, fig, table, headline, pdf)
+
+
+FIG6_N, FIG6_GENERATIONS, FIG6_WINDOWS = 10, 500, (1, 2, 5, 10)
+
+
+def fig6(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+         pdf: bool = False) -> dict:
+    """Paper Figure 6: most-recent-K (``K`` in ``FIG6_WINDOWS``, chosen; ``⌊n/K⌋`` samples from each of the last
+    ``K`` models) and random history, ``n = 10``, 500 generations, Zipf(1.1) on 52 tokens. ``K = 1`` is the
+    fully synthetic chain, with its exact ``E σ_m`` (Theorem 1) and ``P(collapsed by m)``."""
+    from .regimes import most_recent, random_history
+
+    init = _zipf52()
+    runs = [(f"most recent K={k}", init, most_recent(FIG6_N, k), None) for k in FIG6_WINDOWS]
+    runs.append(("random history", init, random_history(FIG6_N), None))
+
+    def exact(name, p, g):
+        if name == "most recent K=1":
+            return theory.fully_synthetic_collision(p, FIG6_N, g), theory.collapsed_probability(p, FIG6_N, g)
+        return None, None
+
+    return _curves("fig6", 6, out, f"Figure 6 · history regimes · n = {FIG6_N} · zipf(1.1) on 52 tokens", runs,
+                   scale=scale, seed=seed, chains=chains, generations=FIG6_GENERATIONS, progress=progress,
+                   pdf=pdf, exact_fn=exact, claim="reusing older generations slows collapse; random history "
+                   "(which keeps drawing real data) does not collapse", settings={"n": FIG6_N,
+                                                                                 "windows": list(FIG6_WINDOWS)})
+
+
+REGIMES_SIZE, REGIMES_GENERATIONS = 100, 200
+
+
+def regimes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+            pdf: bool = False) -> dict:
+    """Beyond the paper: which data regimes collapse. Zipf(1.1) on 52 tokens, 100 samples per generation,
+    200 generations: fully synthetic, fresh real data with a synthetic share of 50% and 90%, accumulate
+    (100 real, 100 synthetic appended per generation) and accumulate-subsample (a training set of 100
+    drawn from that pool). Plotted: the diversity ``E[1 - σ_m]`` with its exact value where one exists
+    (fully synthetic: Theorem 1; fresh real: ``1 - S_0 - d_m``; accumulate: Gerstgrasser's product) and
+    ``P(collapsed by m)``."""
+    from .regimes import accumulate, accumulate_subsample, fresh_real, fully_synthetic
+
+    init = _zipf52()
+    m = REGIMES_SIZE
+    runs = [("fully synthetic", init, fully_synthetic(m), None),
+            ("fresh real, 50% synthetic", init, fresh_real(m, 0.5), None),
+            ("fresh real, 90% synthetic", init, fresh_real(m, 0.9), None),
+            ("accumulate", init, accumulate(m, m), None),
+            ("accumulate-subsample", init, accumulate_subsample(m, m, m), None)]
+
+    def exact(name, p, g):
+        s0 = theory.collision(p)
+        if name == "fully synthetic":
+            return theory.fully_synthetic_collision(p, m, g), theory.collapsed_probability(p, m, g)
+        if name.startswith("fresh real"):
+            lam = 0.5 if "50%" in name else 0.9
+            return s0 + theory.fresh_real_sq_deviation(p, m, lam, g), None
+        if name == "accumulate":
+            return 1.0 - theory.accumulate_diversity(p, m, m, g), None
+        return None, None
+
+    return _curves("regimes", 7, out, f"Data regimes · {m} samples per generation · zipf(1.1) on 52 tokens", runs,
+                   scale=scale, seed=seed, chains=chains, generations=REGIMES_GENERATIONS, progress=progress,
+                   pdf=pdf, exact_fn=exact, diversity=True,
+                   claim="only the fully synthetic regime collapses; fresh real data and accumulation keep a "
+                   "positive diversity", settings={"size": m})
+
+
+DECODING_N, DECODING_GENERATIONS = 100, 200
+
+
+def decoding(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
+             pdf: bool = False) -> dict:
+    """Beyond the paper: generation-time decoding. Fully synthetic, ``n = 100``, 200 generations, Zipf(1.1) on
+    52 tokens, each model decoded before it generates: none (exact Theorem 1 curves), temperature 0.9 and
+    0.7, top-k 20 and 5; and fresh real data with a 50% synthetic share decoded at temperature 0.7 (real data
+    does not stop a decoded model from narrowing). Plotted: ``E σ_m`` and ``P(collapsed by m)``."""
+    from .regimes import Decoding, fresh_real, fully_synthetic
+
+    init = _zipf52()
+    n = DECODING_N
+    runs = [("plain sampling", init, fully_synthetic(n), None),
+            ("temperature 0.9", init, fully_synthetic(n), Decoding(temperature=0.9)),
+            ("temperature 0.7", init, fully_synthetic(n), Decoding(temperature=0.7)),
+            ("top-k 20", init, fully_synthetic(n), Decoding(top_k=20)),
+            ("top-k 5", init, fully_synthetic(n), Decoding(top_k=5)),
+            ("fresh real 50%, temperature 0.7", init, fresh_real(n, 0.5), Decoding(temperature=0.7))]
+
+    def exact(name, p, g):
+        if name == "plain sampling":
+            return theory.fully_synthetic_collision(p, n, g), theory.collapsed_probability(p, n, g)
+        return None, None
+
+    return _curves("decoding", 8, out, f"Decoding before generation · n = {n} · zipf(1.1) on 52 tokens", runs,
+                   scale=scale, seed=seed, chains=chains, generations=DECODING_GENERATIONS, progress=progress,
+                   pdf=pdf, exact_fn=exact, claim="temperature < 1 and top-k speed collapse up",
+                   settings={"n": n})
+
+
+#: The experiments, by name; ``all`` runs them in this order.
+FIGURES: dict[str, Callable[..., dict]] = {
+    "fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig6": fig6, "regimes": regimes,
+    "decoding": decoding,
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+
+
+DESCRIPTION = """Rerun the paper's experiments (Seddik et al., arXiv 2404.05090) with 10,000 chains where the paper
+used 100, and write for each NAME: NAME.png (the figure, 95% intervals and the theory curves), NAME.csv (every
+plotted number, tidy: figure,series,x_name,x,quantity,kind,value,ci_low,ci_high,se,chains,z) and NAME.json
+(headline numbers and the z-tests against the exact theory). 'all' runs every figure and writes summary.json
+with the wall times. Progress goes to stderr."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("figure", metavar="FIGURE",
+                        help="fig1, fig2, fig3, fig4, fig6, regimes, decoding (and any registered later), or all")
+    parser.add_argument("--out", default="reproduce-out", metavar="DIR",
+                        help="output directory (default: reproduce-out)")
+    parser.add_argument("--chains", type=int, default=None,
+                        help=f"chains per series (default: {CHAINS:,} × scale)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiplies chain and generation counts, e.g. 0.05 for a quick look (default: 1)")
+    parser.add_argument("--pdf", action="store_true", help="also write NAME.pdf")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _call(fn, out, *, scale, seed, progress, chains, pdf):
+    import inspect
+
+    kwargs = {"scale": scale, "seed": seed, "progress": progress}
+    params = inspect.signature(fn).parameters
+    if chains is not None:
+        if "chains" not in params:
+            raise ConfigError(f"--chains is not supported by {fn.__name__}; use --scale")
+        kwargs["chains"] = chains
+    if pdf and "pdf" in params:
+        kwargs["pdf"] = True
+    return fn(out, **kwargs)
+
+
+def run_command(args) -> int:
+    import platform
+    import sys
+
+    from .errors import check_int
+
+    names = list(FIGURES)
+    if args.figure != "all" and args.figure not in FIGURES:
+        raise ConfigError(f"figure must be one of {', '.join(names)} or all, got {args.figure!r}")
+    _check_scale(args.scale)
+    check_int("seed", args.seed, low=0, high=2**31 - 1)
+    if args.chains is not None:
+        check_int("chains", args.chains, low=2, high=10**8)
+    out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    chosen = names if args.figure == "all" else [args.figure]
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(f"  {msg}", file=sys.stderr, flush=True)
+
+    t_all = time.perf_counter()
+    times = {}
+    for name in chosen:
+        if not args.quiet:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        headline = _call(FIGURES[name], out, scale=args.scale, seed=args.seed, progress=progress,
+                         chains=args.chains, pdf=args.pdf)
+        times[name] = round(time.perf_counter() - t0, 1)
+        print(f"{name}: {times[name]:.1f} s -> {out / (name + '.png')}, {name}.csv, {name}.json")
+        for line in headline_lines(headline):
+            print(f"  {line}")
+    total = time.perf_counter() - t_all
+    if args.figure == "all":
+        import jax
+
+        from .results_io import write_text
+
+        summary = {"figures": times, "wall_time_s": round(total, 1), "scale": args.scale, "seed": args.seed,
+                   "chains": args.chains, "jax": jax.__version__, "numpy": np.__version__,
+                   "backend": jax.default_backend(), "machine": platform.machine(),
+                   "processor": platform.processor(), "python": platform.python_version()}
+        write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
+        print(f"all: {total:.1f} s in total -> {out / 'summary.json'}")
+    return 0
+
+
+def headline_lines(h: dict) -> list[str]:
+    """A few human-readable lines from a figure's headline numbers."""
+    lines = []
+    fig = h.get("figure")
+    if fig == "fig1":
+        for m, v in h.get("share_collapsed", {}).items():
+            lines.append(f"generation {m}: {v['simulated']:.4f} of contexts collapsed [{v['ci'][0]:.4f}, "
+                         f"{v['ci'][1]:.4f}], exact {v['exact']:.4f}")
+        lines.append(f"max |z| vs exact: share {h['test_share_collapsed']['max_abs_z']}, collision "
+                     f"{h['test_collision']['max_abs_z']}")
+    elif fig == "fig2":
+        for name, d in h.get("distributions", {}).items():
+            ns = list(d["mean_T"])
+            last = ns[-1]
+            lines.append(f"{name}: mean T at n={last}: {d['mean_T'][last]:.1f} {d['mean_T_ci'][last]}, exact "
+                         f"{d['exact_E_T'][last]:.1f}, Theorem 1 lower {d['theorem1_lower'][last]:.1f} "
+                         f"(ratio {d['ratio_mean_T_to_lower'][last]:.2f}), max |z| "
+                         f"{d['test_exact_E_T']['max_abs_z']}")
+    else:
+        for name, d in h.get("series", {}).items():
+            if "theorem2_corrected_final" in d:
+                lines.append(f"{name}: E σ_final {d['collision_final']:.5f} {d['collision_final_ci']}, "
+                             f"Theorem 2 corrected {d['theorem2_corrected_final']:.5f}, printed "
+                             f"{d['theorem2_printed_final']:.5f}; max |z| corrected "
+                             f"{d['test_corrected_theorem2']['max_abs_z']}, printed "
+                             f"{d['test_printed_theorem2']['max_abs_z']}")
+            else:
+                q = "diversity" if "diversity_final" in d else "collision"
+                extra = (f", exact {d['exact_' + q + '_final']:.5f} (max |z| {d['test_' + q]['max_abs_z']})"
+                         if "exact_" + q + "_final" in d else "")
+                lines.append(f"{name}: {q} {d[q + '_final']:.5f}{extra}; collapsed "
+                             f"{d['collapsed_final']:.4f}")
+    return lines
