@@ -29,6 +29,7 @@ PROG = "jaxcollapse"
 # parser is built, so it must import JAX lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("reproduce", "rerun the paper's figures with confidence intervals and theory"),
+    "plan": ("planning", "how many chains a wanted precision needs, from a short pilot run"),
 }
 
 try:  # Python 3.11+
