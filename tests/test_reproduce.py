@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxcollapse import cli, reproduce, theory
+from jaxcollapse import cli, reproduce, theory, uniform
 
 FAIL_PROB = 1e-3
 
@@ -27,6 +27,8 @@ def small(monkeypatch):
     monkeypatch.setattr(reproduce, "FIG3_NS", (10,))
     monkeypatch.setattr(reproduce, "FIG4_EXPONENTS", (1.1,))
     monkeypatch.setattr(reproduce, "FIG6_WINDOWS", (1,))
+    monkeypatch.setattr(reproduce, "FIG6_RANDOM_HISTORY", False)
+    monkeypatch.setattr(reproduce, "FIG2_DISTRIBUTIONS", lambda: {"uniform on 10": uniform(10)})
     monkeypatch.setattr(reproduce, "REGIMES_SERIES", ("accumulate",))
     monkeypatch.setattr(reproduce, "DECODING_SERIES", ("top-k 5",))
 
@@ -110,8 +112,6 @@ def test_collapse_times_run_every_chain_to_collapse():
     """Chains still alive after the first stage are continued as contexts of one table: every chain ends
     collapsed and the mean agrees with the exact E[T] (uniform on 4 tokens, n = 8, 4,000 chains)."""
     import jax
-
-    from jaxcollapse import uniform
 
     init = uniform(4)
     t = reproduce.collapse_times(jax.random.key(5), init, 8, 4000)
