@@ -26,3 +26,7 @@ __all__ = [
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
     "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
 ]
+
+from . import reproduce  # noqa: E402  (the paper's figures: reproduce.FIGURES)
+
+__all__ += ["reproduce"]

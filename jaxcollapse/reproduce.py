@@ -829,9 +829,10 @@ def _call(fn, out, *, scale, seed, progress, chains, pdf):
     kwargs = {"scale": scale, "seed": seed, "progress": progress}
     params = inspect.signature(fn).parameters
     if chains is not None:
-        if "chains" not in params:
-            raise ConfigError(f"--chains is not supported by {fn.__name__}; use --scale")
-        kwargs["chains"] = chains
+        if "chains" in params:
+            kwargs["chains"] = chains
+        elif progress is not None:
+            progress(f"{fn.__name__} takes no chain count: --chains ignored, --scale {scale:g} used")
     if pdf and "pdf" in params:
         kwargs["pdf"] = True
     return fn(out, **kwargs)
