@@ -7,8 +7,10 @@ model is *trained*, so finite training, weight decay and label smoothing can be 
 
 ``"count"``      the counting estimate ``counts / total`` (the engine's fit; the reference).
 ``"softmax"``    logits ``W (C, V)``, one row per context, nothing shared: the paper's model.
-``"embedding"``  a neural n-gram model: token embeddings ``E (V, d)`` of the context's ``K - 1`` tokens,
-                 concatenated (``(K-1)·d``) or summed (``d``), then a softmax layer ``(·, V)`` plus a bias.
+``"embedding"``  a neural n-gram model (Bengio et al. 2003): token embeddings ``E (V, d)`` of the context's
+                 ``K - 1`` tokens, concatenated (``(K-1)·d``) or summed (``d``), a ``tanh`` hidden layer of
+                 ``hidden`` units (0 = none: logits additive in the context tokens), then a softmax layer
+                 ``(·, V)`` plus a bias.
                  Contexts share ``E`` and the output layer, so what is learned in one leaks into others.
 
 Training data of a generation are the counts ``(C, V)`` the regime produces. The loss is the token-level
@@ -68,7 +70,7 @@ class Training:
       optimizer: one of ``OPTIMIZERS``. learning_rate: > 0. steps: optimizer steps per generation, >= 1.
       batch: tokens per minibatch (drawn with replacement), 0 = the whole generation (exact gradient).
       weight_decay: decoupled weight decay, >= 0. label_smoothing: ``ε`` in [0, 1).
-      dim: embedding size ``d`` (embedding estimator). combine: ``"concat"`` or ``"sum"`` of the context's
+      dim: embedding size ``d`` (embedding estimator). hidden: tanh hidden units (0 = none). combine: ``"concat"`` or ``"sum"`` of the context's
         token embeddings. init_scale: standard deviation scale of the random output layer (embedding).
       warm_start: start each generation from the previous generation's parameters.
       floor: a token with probability <= floor counts as lost (support, missing mass, collapse).
@@ -81,6 +83,7 @@ class Training:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     dim: int = 16
+    hidden: int = 64
     combine: str = "concat"
     init_scale: float = 0.1
     warm_start: bool = False
@@ -97,6 +100,7 @@ class Training:
         check_float("weight_decay", self.weight_decay, low=0.0)
         check_float("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         check_int("dim", self.dim, low=1, high=1 << 16)
+        check_int("hidden", self.hidden, low=0, high=1 << 16)
         check_float("init_scale", self.init_scale, low=0.0)
         check_float("floor", self.floor, low=0.0, high=1.0, high_open=True)
 
@@ -112,6 +116,7 @@ class Config(NamedTuple):
     steps: int
     batch: int
     dim: int
+    hidden: int
     combine: str
     warm_start: bool
     kind: str
@@ -173,12 +178,15 @@ def init_weights(key: jax.Array, config: Config, params: Params) -> dict:
     if config.estimator == "softmax":
         return {"logits": jnp.zeros((c, v), jnp.float64)}
     if config.estimator == "embedding":
-        ke, ko = jax.random.split(key)
+        ke, kh, ko = jax.random.split(key, 3)
         fan_in = config.dim * (config.width if config.combine == "concat" else min(config.width, 1))
-        return {"embed": jax.random.normal(ke, (v, config.dim), jnp.float64),
-                "out": jax.random.normal(ko, (fan_in, v), jnp.float64) * params.init_scale
-                / math.sqrt(max(fan_in, 1)),
-                "bias": jnp.zeros((v,), jnp.float64)}
+        w = {"embed": jax.random.normal(ke, (v, config.dim), jnp.float64), "bias": jnp.zeros((v,), jnp.float64)}
+        if config.hidden and fan_in:
+            w["hidden"] = jax.random.normal(kh, (fan_in, config.hidden), jnp.float64) / math.sqrt(fan_in)
+            w["hidden_bias"] = jnp.zeros((config.hidden,), jnp.float64)
+            fan_in = config.hidden
+        w["out"] = jax.random.normal(ko, (fan_in, v), jnp.float64) * params.init_scale / math.sqrt(max(fan_in, 1))
+        return w
     return {}
 
 
@@ -190,6 +198,8 @@ def logits(weights: dict, config: Config, params: Params) -> jax.Array:
     h = e.reshape(config.contexts, -1) if config.combine == "concat" else e.sum(axis=1)
     if config.combine == "sum" and config.width == 0:
         h = h[:, :0]
+    if "hidden" in weights:
+        h = jnp.tanh(h @ weights["hidden"] + weights["hidden_bias"])
     return h @ weights["out"] + weights["bias"]
 
 
@@ -303,7 +313,7 @@ def build(initial, regime, *, generations: int, estimator: str = "softmax", trai
         capacity = capacity if sampler == "tokens" else 0
         nxt = np.zeros((c, v), np.int32)
     config = Config(estimator=estimator, optimizer=training.optimizer, steps=training.steps,
-                    batch=training.batch, dim=training.dim, combine=training.combine,
+                    batch=training.batch, dim=training.dim, hidden=training.hidden, combine=training.combine,
                     warm_start=training.warm_start, kind=kind, contexts=c, vocab=v, width=ctx_ids.shape[1],
                     sampler=sampler, capacity=capacity, sequences=sequences, length=length)
     params = Params(initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic,
@@ -538,3 +548,81 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
     return Result(traces=traces, context_traces=ctx, summary=summary, collapse_time=collapse_time,
                   collapse_token=ctx_token, context_collapse_time=ctx_time, final=final, settings=settings,
                   wall_time=time.perf_counter() - t0, chains=chains, generations=generations)
+
+
+# ------------------------------------------------------------------------------------------------
+# command line (``jaxcollapse run --estimator ... --regime autoregressive``)
+
+#: run-command settings of the trained estimators: key -> (flag, Training field).
+CLI_TRAINING = {"optimizer": ("--optimizer", "optimizer"), "learning_rate": ("--learning-rate", "learning_rate"),
+                "steps": ("--steps", "steps"), "batch": ("--batch", "batch"),
+                "weight_decay": ("--weight-decay", "weight_decay"),
+                "label_smoothing": ("--label-smoothing", "label_smoothing"),
+                "embedding_dim": ("--embedding-dim", "dim"), "hidden": ("--hidden", "hidden"),
+                "combine": ("--combine", "combine"), "warm_start": ("--warm-start", "warm_start"),
+                "floor": ("--floor", "floor")}
+
+
+def cli_settings(cfg: dict, kind: str, sizes: dict, res: dict):
+    """Check the trained-estimator settings of ``cfg`` (flag names in messages), record them in ``res`` and
+    return the regime."""
+    from .regimes import Regime
+
+    estimator = cfg.get("estimator", "count")
+    res["estimator"] = estimator
+    defaults = Training()
+    if estimator != "count":
+        values = {}
+        for key, (flag, field) in CLI_TRAINING.items():
+            value = cfg.get(key, getattr(defaults, field))
+            if key == "learning_rate":
+                check_float(flag, value, low=0.0, low_open=True)
+            elif key in ("steps", "embedding_dim"):
+                check_int(flag, value, low=1, high=1 << 24)
+            elif key in ("batch", "hidden"):
+                check_int(flag, value, low=0, high=1 << 26)
+            elif key == "weight_decay":
+                check_float(flag, value, low=0.0)
+            elif key in ("label_smoothing", "floor"):
+                check_float(flag, value, low=0.0, high=1.0, high_open=True)
+            values[field] = value
+            res[key] = value
+        Training(**values)
+    if kind == "autoregressive":
+        sizes["fraction"] = check_float("--fraction", cfg.get("fraction", 1.0), low=0.0, high=1.0)
+        length = check_int("--sequence-length", cfg.get("sequence_length", _ar.DEFAULT_LENGTH), low=1,
+                           high=1 << 20)
+        res["sequence_length"] = length
+        return _ar.autoregressive(sizes["synthetic"], sizes["fraction"], length)
+    return Regime(kind, **sizes)
+
+
+def _cli_training(res: dict) -> Training:
+    if res["estimator"] == "count":
+        return Training()
+    return Training(**{field: res[key] for key, (_, field) in CLI_TRAINING.items()})
+
+
+def cli_build(plan) -> None:
+    """Validate a trained run before any output (ConfigError for settings the trained path does not take)."""
+    res = plan.resolved
+    if plan.decoding is not None and plan.decoding.active:
+        raise ConfigError("--temperature, --top-k and --top-p are not available with --estimator softmax|embedding "
+                          "or --regime autoregressive")
+    if res.get("smoothing"):
+        raise ConfigError("--smoothing is not available with --estimator softmax|embedding or --regime "
+                          "autoregressive (use --label-smoothing)")
+    if res.get("chunk_size") is not None:
+        check_int("--chunk-size", res["chunk_size"], low=1)
+    with jax.enable_x64(True):
+        build(plan.corpus if plan.corpus is not None else plan.initial, plan.regime,
+              generations=res["generations"], estimator=res["estimator"], training=_cli_training(res))
+
+
+def cli_simulate(plan, per_context: bool, progress=None) -> Result:
+    """Run a trained study from resolved command-line settings."""
+    res = plan.resolved
+    return simulate_trained(res["seed"], plan.corpus if plan.corpus is not None else plan.initial, plan.regime,
+                            chains=res["chains"], generations=res["generations"], estimator=res["estimator"],
+                            training=_cli_training(res), chunk_size=res["chunk_size"], per_context=per_context,
+                            keep_final=plan.keep_final, progress=progress)
