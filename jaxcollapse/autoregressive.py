@@ -58,7 +58,9 @@ class Autoregressive:
 
     @property
     def sequences(self) -> int:
-        return max(1, -(-self.synthetic_tokens // self.length))
+        """Texts generated per generation: enough for the whole budget whatever ``fraction`` (the slots beyond
+        the synthetic share are not counted), so studies over ``fraction`` share one compilation."""
+        return max(1, -(-self.tokens // self.length))
 
     def describe(self) -> str:
         return f"autoregressive(tokens={self.tokens}, fraction={self.fraction:g}, length={self.length})"

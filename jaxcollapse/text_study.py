@@ -74,7 +74,8 @@ def _tick(progress, name):
 
 
 def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Callable | None = None,
-         text: str | None = None, order: int = 3, generations: int = 9, contexts_sampled: int = 300) -> dict:
+         text: str | None = None, order: int = 3, generations: int = 9, contexts_sampled: int = 300,
+         estimators=("count", "embedding")) -> dict:
     """The paper's Figure 5 on character-level text with n-gram models.
 
     Each generation's data is ``tokens`` = the corpus's token count: text generated autoregressively by the
@@ -105,8 +106,9 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
                           "contexts": corpus.initial.contexts, "vocab": corpus.initial.vocab,
                           "contexts_sampled": contexts_sampled, "seed": seed, "training": training.describe(),
                           "text": "built-in tales.txt" if text is None else "given", "l1_at_last": {}}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, estimator in zip(axes, ("count", "embedding")):
+    fig, axes = plt.subplots(1, len(estimators), figsize=(5 * len(estimators), 3.8), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, estimator in zip(axes, estimators):
         for fraction, color in ((1.0, "C3"), (0.5, "C1"), (0.2, "C0")):
             _tick(progress, f"fig5 {estimator} {fraction:g}")
             r = simulate_trained(seed, corpus, autoregressive(corpus.events, fraction), chains=chains,
@@ -122,13 +124,14 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
             gens = np.arange(1, generations + 1)
             ax.plot(gens, mean[1:], "o-", color=color, label=f"{int(round(100 * fraction))}% synthetic")
             ax.fill_between(gens, lo[1:], hi[1:], color=color, alpha=0.2)
-        ax.set_title({"count": "counting (softmax optimum)", "embedding": "trained neural n-gram"}[estimator])
+        ax.set_title({"count": "counting (softmax optimum)", "softmax": "trained softmax",
+                      "embedding": "trained neural n-gram"}[estimator])
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"L1 to p^(0), mean over {contexts_sampled} contexts")
     axes[0].legend()
     fig.suptitle(f"Figure 5 analogue: order-{order} character model, {corpus.events:,} tokens per generation, "
-                 f"{chains} chains, autoregressive text")
+                 f"{chains} chains, autoregressive text", y=1.03)
     _write(out, "fig5", rows, headline, fig)
     return headline
 
