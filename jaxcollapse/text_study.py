@@ -209,14 +209,15 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
 
 TRAINING_VARIANTS = (
     ("count", "count", {}),
-    ("adam, 100 steps", "softmax", {}),
-    ("adam, 10 steps", "softmax", {"steps": 10}),
+    ("adam lr 0.5, 100 steps", "softmax", {"learning_rate": 0.5}),
+    ("adam lr 0.1, 100 steps", "softmax", {}),
+    ("adam lr 0.1, 10 steps", "softmax", {"steps": 10}),
     ("sgd lr 1, 100 steps", "softmax", {"optimizer": "sgd", "learning_rate": 1.0}),
-    ("adam, weight decay 1e-3", "softmax", {"weight_decay": 1e-3}),
-    ("adam, weight decay 1e-2", "softmax", {"weight_decay": 1e-2}),
-    ("adam, label smoothing 0.01", "softmax", {"label_smoothing": 0.01}),
-    ("adam, label smoothing 0.1", "softmax", {"label_smoothing": 0.1}),
-    ("adam, minibatch 16", "softmax", {"batch": 16}),
+    ("adam lr 0.5, weight decay 0.01", "softmax", {"learning_rate": 0.5, "weight_decay": 0.01}),
+    ("adam lr 0.5, weight decay 0.1", "softmax", {"learning_rate": 0.5, "weight_decay": 0.1}),
+    ("adam lr 0.5, label smoothing 0.01", "softmax", {"learning_rate": 0.5, "label_smoothing": 0.01}),
+    ("adam lr 0.5, label smoothing 0.1", "softmax", {"learning_rate": 0.5, "label_smoothing": 0.1}),
+    ("adam lr 0.5, minibatch 16", "softmax", {"learning_rate": 0.5, "batch": 16}),
 )
 
 
@@ -268,9 +269,9 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
                      "mean": k / chains, "ci_low": float(wl), "ci_high": float(wh), "chains": chains})
         headline["variants"][label] = entry
         mean, lo, hi = _ci(r.traces["missing_mass"])
-        axes[0].plot(mean, color=f"C{i}", label=label)
+        axes[0].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=label)
         mean, lo, hi = _ci(r.traces["l1_initial"])
-        axes[1].plot(mean, color=f"C{i}")
+        axes[1].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--")
     axes[0].set_ylabel("missing mass (p0 mass of tokens <= floor)")
     axes[1].set_ylabel("L1 to p^(0)")
     for ax in axes:
