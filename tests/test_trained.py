@@ -97,21 +97,25 @@ def test_trained_generation_one_matches_counting_on_the_same_data():
     # generation 1 draws the same real samples for every estimator (same keys), so the B.1 bound applies
     p0 = jc.table(np.array([[0.5, 0.3, 0.2, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1, 0.6]]), [0.5, 0.5])
     kw = dict(chains=6, generations=1)
+    sgd = T.Training(optimizer="sgd", learning_rate=5.0, steps=2000)
     count = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="count", **kw).final
-    soft = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax",
-                              training=T.Training(optimizer="sgd", learning_rate=5.0, steps=2000), **kw).final
+    soft = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, **kw).final
     for c, s in zip(count, soft):
         counts = np.rint(c * 20).astype(int)
         assert np.all(np.abs(s - c).sum(axis=1) <= 2 * _bound(counts, 5.0, 2000) + 1e-12)
+    # chain i's trajectory does not depend on how chains are chunked
+    chunked = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, chunk_size=4,
+                                 **kw).final
+    np.testing.assert_array_equal(chunked, soft)
 
 
-def test_results_do_not_depend_on_chunk_size():
-    p = jc.zipf(8, 1.0)
-    kw = dict(chains=4, generations=3, estimator="softmax", training=T.Training(steps=3, batch=8))
-    a = T.simulate_trained(1, p, jc.fully_synthetic(10), chunk_size=2, **kw)
-    b = T.simulate_trained(1, p, jc.fully_synthetic(10), chunk_size=4, **kw)
-    np.testing.assert_array_equal(a.final, b.final)
-    np.testing.assert_array_equal(a.collapse_time, b.collapse_time)
+def test_minibatches_are_token_subsamples(x64):
+    counts = jnp.asarray([[6, 0, 2], [1, 1, 0]])
+    draw = jax.jit(jax.vmap(lambda k: T.minibatch(k, counts, 7)))
+    batches = np.asarray(draw(jax.random.split(jax.random.key(0), 4000))).reshape(4000, -1)
+    assert np.all(batches.sum(axis=1) == 7)
+    assert np.all(batches[:, np.asarray(counts).reshape(-1) == 0] == 0)
+    assert_mean(batches, 7 * np.asarray(counts).reshape(-1) / 10, what="E minibatch counts")
 
 
 def test_order_one_autoregressive_is_fully_synthetic_in_distribution():
