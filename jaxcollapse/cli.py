@@ -843,15 +843,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not quiet and sys.stderr.isatty():
         progress = Progress(sys.stderr)
     from .simulate import simulate
+    launcher = cli_simulate(plan) if trained else simulate
 
     t0 = time.perf_counter()
     try:
-        result = cli_simulate(plan, per_context, progress) if trained else simulate(
-            res["seed"], initial, plan.regime, chains=chains, generations=generations,
-            decoding=plan.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
-            chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
-            per_context=per_context, keep_traces=res["traces"], keep_final=plan.keep_final,
-            progress=progress)
+        result = launcher(res["seed"], initial, plan.regime, chains=chains, generations=generations,
+                          decoding=plan.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
+                          chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
+                          per_context=per_context, keep_traces=res["traces"], keep_final=plan.keep_final,
+                          progress=progress)
     finally:
         if progress is not None:
             progress.close()

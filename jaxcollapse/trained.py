@@ -619,10 +619,16 @@ def cli_build(plan) -> None:
               generations=res["generations"], estimator=res["estimator"], training=_cli_training(res))
 
 
-def cli_simulate(plan, per_context: bool, progress=None) -> Result:
-    """Run a trained study from resolved command-line settings."""
+def cli_simulate(plan) -> Callable[..., Result]:
+    """A stand-in for :func:`jaxcollapse.simulate` with its signature that runs the trained study of the resolved
+    command-line settings (the engine-only arguments: decoding, smoothing, sampler, memory, devices, are unused)."""
     res = plan.resolved
-    return simulate_trained(res["seed"], plan.corpus if plan.corpus is not None else plan.initial, plan.regime,
-                            chains=res["chains"], generations=res["generations"], estimator=res["estimator"],
-                            training=_cli_training(res), chunk_size=res["chunk_size"], per_context=per_context,
-                            keep_final=plan.keep_final, progress=progress)
+
+    def run(seed, initial, regime, *, chains, generations, per_context=False, keep_final=None, progress=None,
+            chunk_size=None, **engine_only):
+        return simulate_trained(seed, plan.corpus if plan.corpus is not None else initial, regime, chains=chains,
+                                generations=generations, estimator=res["estimator"], training=_cli_training(res),
+                                chunk_size=chunk_size, per_context=per_context, keep_final=keep_final,
+                                progress=progress)
+
+    return run
