@@ -17,6 +17,12 @@ from .simulate import simulate
 from .corpus import Corpus, load_corpus, ngram_model
 from .results_io import Run, load_run, save_result
 
+from . import autoregressive as _autoregressive_module
+from .autoregressive import Autoregressive
+from .trained import Training, simulate_trained
+
+autoregressive_regime = _autoregressive_module.autoregressive
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
     "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
+    "Autoregressive", "autoregressive_regime", "Training", "simulate_trained",
 ]
 
 from . import reproduce  # noqa: E402  (the paper's figures: reproduce.FIGURES)

@@ -63,7 +63,7 @@ class Opt(NamedTuple):
 
 
 REGIME_CHOICES = ("fully_synthetic", "partially_synthetic", "fresh_real", "accumulate", "accumulate_subsample",
-                  "most_recent", "random_history")
+                  "most_recent", "random_history", "autoregressive")
 INITIAL_CHOICES = ("zipf", "uniform", "geometric", "dirichlet", "file")
 SAMPLER_CHOICES = ("auto", "resample", "tokens", "binomial")
 TOKEN_CHOICES = ("chars", "words")
@@ -187,6 +187,38 @@ OPTIONS = (
         "output"),
     Opt("quiet", ("--quiet", "-q"), "bool", False,
         "print only where the results are; no progress bar (default: off)", "output"),
+    # trained estimators and autoregressive generation (jaxcollapse.trained, jaxcollapse.autoregressive)
+    Opt("estimator", ("--estimator",), "str", "count",
+        "how each generation's model is fitted: count (normalised counts, the engine), softmax (logits table "
+        "trained with optax), embedding (neural n-gram: shared token embeddings, tanh layer, softmax) "
+        "(default: %(default)s)", "trained estimators", ("count", "softmax", "embedding")),
+    Opt("optimizer", ("--optimizer",), "str", "adam", "optax optimizer (default: %(default)s)",
+        "trained estimators", ("adam", "sgd", "momentum", "rmsprop", "adagrad")),
+    Opt("learning_rate", ("--learning-rate",), "float", 0.1, "learning rate, > 0 (default: %(default)s)",
+        "trained estimators", metavar="LR"),
+    Opt("steps", ("--steps",), "int", 100, "optimizer steps per generation, >= 1 (default: %(default)s)",
+        "trained estimators"),
+    Opt("batch", ("--batch",), "int", 0,
+        "tokens per minibatch drawn from the generation's tokens, >= 0; 0 = whole generation (default: "
+        "%(default)s)", "trained estimators", metavar="B"),
+    Opt("weight_decay", ("--weight-decay",), "float", 0.0, "decoupled weight decay, >= 0 (default: %(default)s)",
+        "trained estimators", metavar="WD"),
+    Opt("label_smoothing", ("--label-smoothing",), "float", 0.0,
+        "label smoothing in [0, 1) (default: %(default)s)", "trained estimators", metavar="EPS"),
+    Opt("embedding_dim", ("--embedding-dim",), "int", 16, "embedding size d, >= 1 (default: %(default)s)",
+        "trained estimators", metavar="D"),
+    Opt("hidden", ("--hidden",), "int", 64, "tanh hidden units of the embedding model, >= 0 (default: %(default)s)",
+        "trained estimators", metavar="H"),
+    Opt("combine", ("--combine",), "str", "concat", "how context embeddings are combined (default: %(default)s)",
+        "trained estimators", ("concat", "sum")),
+    Opt("warm_start", ("--warm-start",), "bool", False,
+        "start each generation's training from the previous parameters (default: off)", "trained estimators"),
+    Opt("floor", ("--floor",), "float", 1e-6,
+        "a token of a trained model with probability <= floor counts as lost, in [0, 1) (default: %(default)s)",
+        "trained estimators", metavar="P"),
+    Opt("sequence_length", ("--sequence-length",), "int", 64,
+        "autoregressive: tokens per generated text, >= 1 (default: %(default)s)", "trained estimators",
+        metavar="L"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 #: Regime -> the size keys it uses.
@@ -198,6 +230,7 @@ REGIME_KEYS = {
     "accumulate_subsample": ("real", "synthetic", "train"),
     "most_recent": ("synthetic", "window"),
     "random_history": ("synthetic",),
+    "autoregressive": ("synthetic", "fraction"),
 }
 INITIAL_KEYS = {
     "zipf": ("vocab", "support", "exponent"),
@@ -207,6 +240,8 @@ INITIAL_KEYS = {
     "file": ("initial_file",),
     "corpus": ("corpus", "order", "tokens", "max_vocab", "max_contexts"),
 }
+TRAINED_KEYS = ("optimizer", "learning_rate", "steps", "batch", "weight_decay", "label_smoothing", "embedding_dim",
+                "hidden", "combine", "warm_start", "floor", "sequence_length")
 SIZE_KEYS = ("synthetic", "real", "fraction", "window", "train")
 DISTRIBUTION_KEYS = ("vocab", "support", "exponent", "ratio", "concentration", "contexts", "initial_seed",
                      "initial_file", "corpus", "order", "tokens", "max_vocab", "max_contexts")
@@ -537,7 +572,14 @@ def resolve(flags: dict, config_path: str | None) -> Plan:
         if k in flags and flags[k] is not None and k not in needs:
             warnings.append(f"--{k if k != 'synthetic' else 'synthetic/-n'} is not used by regime {regime_kind}; "
                             "ignored")
-    regime = Regime(regime_kind, **sizes)
+    if regime_kind == "autoregressive" or cfg.get("estimator", "count") != "count":
+        from .trained import cli_settings
+
+        regime = cli_settings(cfg, regime_kind, sizes, res)
+    else:
+        regime = Regime(regime_kind, **sizes)
+        warnings += [f"{BY_KEY[k].flags[0]} applies to --estimator softmax|embedding or --regime autoregressive; "
+                     "ignored" for k in TRAINED_KEYS if flags.get(k) is not None]
     res.update({k: v for k, v in sizes.items() if v is not None})
     temperature = cfg.get("temperature", 1.0)
     decoding = Decoding(temperature, cfg.get("top_k"), cfg.get("top_p"))
@@ -758,8 +800,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     c, v = initial.probs.shape
     chains, generations = res["chains"], res["generations"]
     # validate everything the engine checks before any output or compilation
-    kernel.build(initial, plan.regime, generations=generations, decoding=plan.decoding,
-                 smoothing=res["smoothing"], sampler=res["sampler"])
+    trained = "estimator" in res
+    if trained:
+        from .trained import cli_build, cli_simulate
+        cli_build(plan)
+    else:
+        kernel.build(initial, plan.regime, generations=generations, decoding=plan.decoding,
+                     smoothing=res["smoothing"], sampler=res["sampler"])
     # host memory
     per_context = res["per_context"]
     need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=per_context,
@@ -798,10 +845,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not quiet and sys.stderr.isatty():
         progress = Progress(sys.stderr)
     from .simulate import simulate
+    launcher = cli_simulate(plan) if trained else simulate
 
     t0 = time.perf_counter()
     try:
-        result = simulate(res["seed"], initial, plan.regime, chains=chains, generations=generations,
+        result = launcher(res["seed"], initial, plan.regime, chains=chains, generations=generations,
                           decoding=plan.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
                           chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
                           per_context=per_context, keep_traces=res["traces"], keep_final=plan.keep_final,
@@ -820,7 +868,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     trajectories = None
     extra = {"initial_description": plan.describe_initial}
     k = min(chains, TRAJECTORY_CHAINS, TRAJECTORY_BYTES // ((generations + 1) * c * 3 * 8))
-    if v == 3 and k >= 1:
+    if v == 3 and k >= 1 and not trained:
         trajectories = record_trajectories(res["seed"], initial, plan.regime, plan.decoding, res["smoothing"],
                                            res["sampler"], generations, k)
         if result.final is not None:
