@@ -792,8 +792,16 @@ def decoding(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=N
 
 
 #: The experiments, by name; ``all`` runs them in this order.
+def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None) -> dict:
+    """Paper Figure 5 on the built-in character text: counting and a trained neural n-gram model, fully
+    synthetic against 50% and 20% synthetic data (:func:`jaxcollapse.text_study.fig5`)."""
+    from .text_study import fig5 as text_fig5
+
+    return text_fig5(out, scale=scale, seed=seed, progress=progress)
+
+
 FIGURES: dict[str, Callable[..., dict]] = {
-    "fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig6": fig6, "regimes": regimes,
+    "fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "regimes": regimes,
     "decoding": decoding,
 }
 
@@ -811,7 +819,7 @@ with the wall times. Progress goes to stderr."""
 
 def add_arguments(parser) -> None:
     parser.add_argument("figure", metavar="FIGURE",
-                        help="fig1, fig2, fig3, fig4, fig6, regimes, decoding (and any registered later), or all")
+                        help="fig1, fig2, fig3, fig4, fig5, fig6, regimes, decoding (and any registered later), or all")
     parser.add_argument("--out", default="reproduce-out", metavar="DIR",
                         help="output directory (default: reproduce-out)")
     parser.add_argument("--chains", type=int, default=None,
@@ -905,6 +913,9 @@ def headline_lines(h: dict) -> list[str]:
                          f"{d['exact_E_T'][last]:.1f}, Theorem 1 lower {d['theorem1_lower'][last]:.1f} "
                          f"(ratio {d['ratio_mean_T_to_lower'][last]:.2f}), max |z| "
                          f"{d['test_exact_E_T']['max_abs_z']}")
+    elif "l1_at_last" in h:
+        for name, (mean, lo, hi) in h["l1_at_last"].items():
+            lines.append(f"{name} synthetic: L1 drift at the last generation {mean:.4f} [{lo:.4f}, {hi:.4f}]")
     else:
         for name, d in h.get("series", {}).items():
             if "theorem2_corrected_final" in d:
