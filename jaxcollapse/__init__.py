@@ -17,6 +17,8 @@ from .simulate import simulate
 from .corpus import Corpus, load_corpus, ngram_model
 from .results_io import Run, load_run, save_result
 
+from .sweep import Spec, SweepResult, sweep
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -25,4 +27,5 @@ __all__ = [
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
     "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
+    "sweep", "Spec", "SweepResult",
 ]

@@ -28,6 +28,8 @@ PROG = "jaxcollapse"
 # ``add_arguments(parser)`` and ``run_command(args) -> int`` (exit status); it is imported only when the
 # parser is built, so it must import JAX lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "sweep": ("sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
+    "sweep-plot": ("phase", "draw the phase diagrams of a finished sweep"),
 }
 
 try:  # Python 3.11+
