@@ -216,6 +216,8 @@ def plot_sweep(out, x: str | None = None, y: str | None = None, formats=("png",)
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)

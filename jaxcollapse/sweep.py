@@ -209,7 +209,7 @@ class Point:
     Attributes:
       index: position in the sweep.  id: 12 hex digits of the hash of ``settings`` (file name).
       settings: resolved settings (JSON-friendly; ``size`` and ``fraction`` always filled in: the training-set
-        size of generations ``m >= 2`` and its synthetic share).
+        size of generations ``m >= 2`` and its synthetic share, as requested when both were given).
       fold: the 31-bit number folded into the sweep key to give the point's key.
       initial, regime, decoding, smoothing, sampler: what :func:`jaxcollapse.simulate` takes.
     """
@@ -314,6 +314,8 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
         frac = res["synthetic"] / size
     else:
         size, frac = res["synthetic"], 1.0
+    if settings.get("size") is not None and settings.get("fraction") is not None:
+        frac = float(settings["fraction"])          # as requested (n / (N + n) is rounded to whole samples)
     res["size"], res["fraction"] = size, float(frac)
     return Point(index, digest[:12], res, int(digest[:8], 16) & 0x7FFFFFFF, initial, regime, decoding, smoothing,
                  res["sampler"])
@@ -598,7 +600,9 @@ def run_plan(plan: Plan, out: str | None = None, *, host: int = 0, hosts: int = 
     seg = segment_length(g)
     records = {}
     total = sum(len(t) for _, t in mine) * spec.chains * g
-    finished = 0
+    # ETA by padded work (a bucket of larger sizes costs more per chain-generation).
+    work_total = sum(len(t) * b.work for b, t in mine) * spec.chains * g
+    finished = work_done = 0
     with jax.enable_x64(True):
         # Consecutive groups of the same bucket run side by side, one per device.
         waves = []
@@ -628,8 +632,9 @@ def run_plan(plan: Plan, out: str | None = None, *, host: int = 0, hosts: int = 
                     for task in tasks:
                         _collect(task, used, n)
                     finished += sum(t.real for t in tasks) * n * used
+                    work_done += sum(t.real for t in tasks) * n * used * bucket.work
                     if progress:
-                        progress(finished, total, len(records))
+                        progress(finished, total, len(records), work_done / max(work_total, 1))
                 for task in tasks:
                     _finish_chunk(task, plan, bucket, start, n, models_fn)
             for task in tasks:
@@ -639,7 +644,7 @@ def run_plan(plan: Plan, out: str | None = None, *, host: int = 0, hosts: int = 
                     if out is not None:
                         write_point(out, plan.points[i], rec, spec)
             if progress:
-                progress(finished, total, len(records))
+                progress(finished, total, len(records), work_done / max(work_total, 1))
     return records
 
 
@@ -978,7 +983,7 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
       host, hosts: run only the call groups ``t`` with ``t % hosts == host`` (default: ``jax.process_index()``
         and ``jax.process_count()``); merge the hosts' points with :func:`merge`.
       devices: JAX devices to spread call groups over (default: all local devices).
-      progress: ``progress(chain_generations_done, total, points_done)`` between segments.
+      progress: ``progress(chain_generations_done, total, points_done, work_fraction)`` between segments.
     """
     import jax
 
@@ -1142,15 +1147,16 @@ class Progress:
         self.last = -every
         self.width = 0
 
-    def __call__(self, done: int, total: int, points_done: int) -> None:
+    def __call__(self, done: int, total: int, points_done: int, fraction: float | None = None) -> None:
         now = time.perf_counter() - self.t0
         final = done >= total
         if not self.tty and not final and now - self.last < self.every:
             return
         self.last = now
         rate = done / now if now > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * done / max(total, 1):.0f}% "
+        frac = done / max(total, 1) if fraction is None else fraction
+        eta = now * (1 - frac) / frac if frac > 0 else float("nan")
+        text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * frac:.0f}% "
                 f"of this run, {rate / 1e3:.1f}k chain-generations/s, "
                 f"ETA {_clock(eta) if math.isfinite(eta) else '?'}")
         if self.tty:
