@@ -18,6 +18,8 @@ from .corpus import Corpus, load_corpus, ngram_model
 from .results_io import Run, load_run, save_result
 
 from .sweep import Spec, SweepResult, sweep
+from .sweep import merge as merge_sweep
+from .phase import plot_sweep
 
 __version__ = "0.1.0"
 
@@ -27,5 +29,5 @@ __all__ = [
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
     "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
-    "sweep", "Spec", "SweepResult",
+    "sweep", "Spec", "SweepResult", "merge_sweep", "plot_sweep",
 ]

@@ -70,13 +70,18 @@ DEFAULTS = {"regime": "fully_synthetic", "initial": "zipf", "vocab": 600, "expon
             "concentration": 1.0, "contexts": 1, "temperature": 1.0, "smoothing": 0.0, "sampler": "auto"}
 DEFAULT_CHAINS = 1000
 DEFAULT_GENERATIONS = 100
-#: Largest number of chains (points x chains per point) in one compiled call, by platform.
-MAX_BATCH = {"cpu": 4096}
+#: Largest number of chains (points x chains per point) in one compiled call, by platform (on a CPU, as
+#: simulate.MAX_CHUNK: larger batches fall out of cache).
+MAX_BATCH = {"cpu": 1024}
 MAX_BATCH_ACCELERATOR = 1 << 17
 #: Default largest number of size buckets per static configuration.
 DEFAULT_BUCKETS = 3
-#: Cost of one more compilation, in padded size units x chain-generations (about 3 s of compute on a CPU core).
-COMPILE_UNITS = 3e8
+#: Cost of one more compilation, in work units (``SIZE_WEIGHT x size + contexts x vocab`` per chain-generation):
+#: on a 2-core CPU a compilation took about as long as 2e9 such units of simulation.
+COMPILE_UNITS = 2e9
+#: Weight of a padded sample size against a table cell in the work of one chain-generation (the resample
+#: kernel's metrics take about a dozen passes over the samples, one over the table).
+SIZE_WEIGHT = 12
 #: Slot lists up to this size use the 32-bit parent picker of the resample kernel: never pad across it.
 PICK_BITS_LIMIT = 1 << 16
 
@@ -466,7 +471,7 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
         members = sorted(members, key=lambda i: (_size_of(configs[i][0]), i))
         sizes = [_size_of(configs[i][0]) for i in members]
         cells = key[0].contexts * key[0].vocab
-        for lo, hi in _split([s + cells for s in sizes], spec.buckets, spec.chains * spec.generations,
+        for lo, hi in _split([SIZE_WEIGHT * s + cells for s in sizes], spec.buckets, spec.chains * spec.generations,
                              COMPILE_UNITS):
             idx = sorted(members[lo:hi])
             cfgs = [configs[i][0] for i in idx]
@@ -479,7 +484,7 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
             group = spec.points_per_call or max(1, min(cap_batch // chunk, spec.memory // (per * chunk)))
             group = min(group, len(idx))
             tasks = [idx[i:i + group] for i in range(0, len(idx), group)]
-            work = float(_size_of(padded) + padded.contexts * padded.vocab)
+            work = float(SIZE_WEIGHT * _size_of(padded) + padded.contexts * padded.vocab)
             buckets.append(Bucket(padded, idx, chunk, group, tasks, per * chunk * group, work))
     return Plan(spec, points, configs, buckets, platform)
 
@@ -1155,7 +1160,7 @@ class Progress:
         self.last = now
         rate = done / now if now > 0 else 0.0
         frac = done / max(total, 1) if fraction is None else fraction
-        eta = now * (1 - frac) / frac if frac > 0 else float("nan")
+        eta = now * (1 - frac) / frac if frac >= 0.01 else float("nan")
         text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * frac:.0f}% "
                 f"of this run, {rate / 1e3:.1f}k chain-generations/s, "
                 f"ETA {_clock(eta) if math.isfinite(eta) else '?'}")
