@@ -16,12 +16,12 @@ from .result import Result, Summary
 from .simulate import simulate
 from .corpus import Corpus, load_corpus, ngram_model
 from .results_io import Run, load_run, save_result
-
-from . import autoregressive as _autoregressive_module
 from .autoregressive import Autoregressive
+from .autoregressive import autoregressive as autoregressive_regime
 from .trained import Training, simulate_trained
-
-autoregressive_regime = _autoregressive_module.autoregressive
+from .sweep import Spec, SweepResult, sweep
+from .sweep import merge as merge_sweep
+from .phase import plot_sweep
 
 __version__ = "0.1.0"
 
@@ -30,8 +30,10 @@ __all__ = [
     "Config", "Params", "State", "build", "decode", "first_step", "init", "measure", "next_step", "step",
     "METRICS", "REGIMES", "Decoding", "Regime", "accumulate", "accumulate_subsample", "fresh_real",
     "fully_synthetic", "most_recent", "partially_synthetic", "random_history", "regime",
-    "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result", "kernel", "metrics", "resample", "samplers",
+    "Result", "Summary", "simulate", "Corpus", "load_corpus", "ngram_model", "Run", "load_run", "save_result",
+    "kernel", "metrics", "resample", "samplers",
     "Autoregressive", "autoregressive_regime", "Training", "simulate_trained",
+    "sweep", "Spec", "SweepResult", "merge_sweep", "plot_sweep",
 ]
 
 from . import reproduce  # noqa: E402  (the paper's figures: reproduce.FIGURES)

@@ -30,6 +30,8 @@ PROG = "jaxcollapse"
 COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("reproduce", "rerun the paper's figures with confidence intervals and theory"),
     "plan": ("planning", "how many chains a wanted precision needs, from a short pilot run"),
+    "sweep": ("sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
+    "sweep-plot": ("phase", "draw the phase diagrams of a finished sweep"),
 }
 
 try:  # Python 3.11+

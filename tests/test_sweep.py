@@ -1,0 +1,198 @@
+"""Parameter sweeps: bucketing, identity with ``simulate``, files, resume after SIGKILL, hosts, devices, plots.
+
+Every in-process sweep here uses the same bucket shape (``points_per_call = 1``, 23 chains, 40 generations), so
+the whole module compiles the vmapped engine once."""
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import jaxcollapse as jc
+from jaxcollapse import cli
+from jaxcollapse.errors import ConfigError
+
+S = importlib.import_module("jaxcollapse.sweep")
+phase = importlib.import_module("jaxcollapse.phase")
+
+BASE = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, "points_per_call": 1,
+        "buckets": 1}
+GRID = {**BASE, "grid": {"regime": ["fully_synthetic"], "size": [3, 5, 9, 14]}}
+TOML = textwrap.dedent("""
+    chains = 23
+    generations = 40
+    seed = 3
+    vocab = 40
+    support = 20
+    points_per_call = 1
+    buckets = 1
+    [grid]
+    regime = ["fully_synthetic"]
+    size = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+""")
+
+
+def _env(**extra):
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                **extra)
+
+
+def test_spec_grid_points_and_errors():
+    spec = S.spec_from_dict({**BASE, "grid": [{"regime": ["fresh_real"], "size": [4, 8], "fraction": [0.5, 1.0]}],
+                             "points": [{"regime": "partially_synthetic", "real": 3, "synthetic": 2}]})
+    pts = S.resolve(spec)
+    assert len(pts) == 5 and pts[-1].settings["size"] == 5 and pts[-1].settings["fraction"] == 0.4
+    assert pts[1].settings == {**pts[1].settings, "regime": "fresh_real", "real": 4, "fraction": 1.0}
+    assert len({p.id for p in pts}) == 5
+    for bad, msg in [({"grid": {"regim": [1]}}, "unknown setting 'regim'"),
+                     ({"grid": {"size": []}}, "empty list"),
+                     ({"regime": "partially_synthetic", "size": 3, "fraction": 0.1}, "both must be >= 1"),
+                     ({"regime": "fully_synthetic", "size": 3, "fraction": 0.5}, "fraction must be 1"),
+                     ({"chains": 0}, "chains must be an integer"),
+                     ({"points": [{"size": 3}, {"synthetic": 3}]}, "same settings")]:
+        with pytest.raises(ConfigError, match=msg):
+            S.resolve(S.spec_from_dict(bad))
+
+
+def test_buckets_pad_sizes_and_vocab():
+    spec = S.spec_from_dict({**GRID, "points_per_call": None, "buckets": 3})
+    plan = S.make_plan(spec)
+    assert len(plan.buckets) == 1 and plan.buckets[0].config.slots == 14      # a size sweep: one compilation
+    spec = S.spec_from_dict({"chains": 10, "generations": 5, "points": [
+        {"synthetic": 9, "temperature": 0.7, "vocab": v, "sampler": "binomial"} for v in (33, 40, 64, 65)]})
+    plan = S.make_plan(spec)
+    assert sorted(b.config.vocab for b in plan.buckets) == [64, 65]           # padded within a power of two
+    many = S.spec_from_dict({"chains": 1000, "generations": 100, "grid": {"size": [10, 20, 1000, 2000]}})
+    assert len(S.make_plan(many).buckets) == 2                                # big sizes not padded onto small
+
+
+def test_points_equal_plain_simulate_and_compile_once(tmp_path):
+    spec = S.spec_from_dict({**GRID, "keep_final": True})
+    before = S.compiled_count()
+    res = jc.sweep(spec, out=tmp_path / "a")
+    assert S.compiled_count() - before <= 1 and res.complete and len(res.plan.buckets) == 1
+    for p in res.points[2:3]:                # padded from 9 to 14 samples
+        rec = res.records[p.index]
+        sim = jc.simulate(S.point_key(spec.seed, p), p.initial, p.regime, chains=spec.chains,
+                          generations=spec.generations, keep_final=True)
+        assert np.array_equal(sim.final, rec["final"])
+        assert np.array_equal(sim.collapse_time, rec["collapse_time"])
+        assert np.array_equal(sim.context_collapse_time, rec["context_collapse_time"])
+        for k, m in enumerate(rec["metrics"]):
+            np.testing.assert_allclose(rec[f"final_{m}"], sim.traces[m][:, -1], rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(rec["mean"][k], sim.summary[m].mean, rtol=1e-12, atol=1e-14)
+    # files: the tidy table, one row per point, the manifest written last
+    d = tmp_path / "a"
+    table = (d / "table.csv").read_text().splitlines()
+    header = table[0].split(",")
+    assert header[:3] == ["point", "id", "regime"] and header[-7:] == ["generation", "metric", "mean", "sd",
+                                                                       "ci_low", "ci_high", "n"]
+    assert len(table) == 1 + 4 * (spec.generations + 1) * (len(jc.METRICS) + 1)
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["plan"]["compilations"] == 1 and len(manifest["points"]) == 4
+    z = np.load(d / "points" / f"{res.points[0].id}.npz")
+    assert z["collapse_time"].shape == (23,) and z["final_collision"].shape == (23,)
+    # the phase diagram and its theory
+    made = phase.plot_sweep(d, "size", "regime")
+    assert os.path.getsize(made[0]) > 10_000
+    th = phase.theory_point(res.points[0].settings, res.points[0].initial.probs, spec.generations)
+    p0 = res.points[0].initial.probs[0]
+    assert th["collision"] == pytest.approx(jc.theory.fully_synthetic_collision(p0, 3, 40)[40])
+    assert th["collapse_low"] <= th["collapse"] <= th["collapse_high"]
+
+
+def test_hosts_split_and_merge_equal_one_host(tmp_path):
+    one = jc.sweep(GRID, out=tmp_path / "one")
+    h0 = jc.sweep(GRID, out=tmp_path / "h0", host=0, hosts=2)
+    h1 = jc.sweep(GRID, out=tmp_path / "h1", host=1, hosts=2)
+    assert not h0.complete and sorted(h0.ran + h1.ran) == [0, 1, 2, 3] and not set(h0.ran) & set(h1.ran)
+    assert not (tmp_path / "h0" / "table.csv").exists()
+    with pytest.raises(ConfigError, match="not finished"):
+        S.merge(GRID, tmp_path / "h0")
+    S.merge(GRID, tmp_path / "h0", [tmp_path / "h1"])
+    for name in ("table.csv", "points.csv"):
+        assert (tmp_path / "h0" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    assert one.complete
+
+
+def test_kill_9_and_resume_equal_uninterrupted(tmp_path):
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(TOML)
+    ref = jc.sweep(str(spec_file), out=tmp_path / "ref")
+    env = _env(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jaxcollapse", "sweep", str(spec_file), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    points = out / "points"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if points.is_dir() and any(n.endswith(".npz") for n in os.listdir(points)):
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the sweep ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    finished = [n for n in os.listdir(points) if n.endswith(".npz")]
+    assert 1 <= len(finished) < 12 and not (out / "manifest.json").exists()
+    for n in finished:                      # nothing half-written
+        assert S.load_point(points / n) is not None
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for name in ("table.csv", "points.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+    for p in ref.points:
+        z = S.load_point(points / f"{p.id}.npz")
+        for k, v in ref.records[p.index].items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(z[k], v, equal_nan=True), k
+    assert not [n for n in os.listdir(points) if ".tmp-" in n]
+
+
+EIGHT = textwrap.dedent("""
+    import importlib, jax, numpy as np
+    import jaxcollapse as jc
+    S = importlib.import_module("jaxcollapse.sweep")
+    assert len(jax.devices()) == 8
+    spec = {"chains": 11, "generations": 7, "seed": 1, "vocab": 30, "support": 12, "points_per_call": 2,
+            "grid": {"regime": ["fresh_real"], "size": [3, 6], "fraction": [0.5, 1.0]}}
+    one = jc.sweep(spec, devices=jax.devices()[:1])
+    many = jc.sweep(spec)              # two call groups side by side on two of the eight devices
+    assert one.table_csv() == many.table_csv()
+    for i, r in one.records.items():
+        assert np.array_equal(r["collapse_time"], many.records[i]["collapse_time"])
+        assert np.array_equal(r["final_l1_initial"], many.records[i]["final_l1_initial"])
+    print("ok")
+""")
+
+
+def test_eight_devices_equal_one():
+    env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    out = subprocess.run([sys.executable, "-c", EIGHT], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_cli_dry_run_and_errors(tmp_path, capsys):
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(TOML)
+    assert cli.main(["sweep", str(spec_file), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    assert "12 points" in text and "1 compilation" in text and "estimate:" in text
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "bad.toml").write_text("chains = 10\n[grid]\nsize = [3, 0]\n")
+    assert cli.main(["sweep", str(tmp_path / "bad.toml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("jaxcollapse: error: point 1") and "size" in err[0]
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    assert cli.main(["sweep", str(spec_file), "--out", str(tmp_path / "x")]) == 2
+    assert "holds no sweep" in capsys.readouterr().err
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
