@@ -10,8 +10,12 @@ Two algorithms:
 * ``"tokens"``: every draw is a token found by inverse CDF (binary search in the row's float64 cumulative
   weights, 53-bit uniforms) and the tokens are counted by a scatter-add. Cost O(total draws · log vocab).
   Its buffer holds ``capacity`` tokens, a static bound on ``size.sum()``.
-* ``"binomial"``: a balanced binary tree of conditional binomial splits, ``ceil(log2 vocab)`` levels,
-  ``vocab - 1`` binomials per row whatever the size. Cost O(vocab), independent of the sizes.
+* ``"binomial"``: a binary tree of conditional binomial splits (the implicit tree of a segment tree on
+  ``vocab`` leaves), ``vocab - 1`` binomials per row whatever the size. Cost O(vocab), independent of the
+  sizes; nodes with count 0 (collapsed subtrees) draw nothing. The tree is walked ``K`` nodes at a time in
+  one ``fori_loop``, so it compiles once whatever ``vocab``. The binomials (:func:`binomial`) are exact:
+  inversion below mean 10, BTRS above, with counter-based Threefry uniforms, so a row's counts depend only on
+  its key, weights and size, not on the chains it is batched with.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def multinomial_tokens(key: jax.Array, weights: jax.Array, sizes: jax.Array, cap
 INVERSION_MAX_MEAN = 10.0
 #: Elements per sub-block of the binomial sampler's first pass over its list of non-trivial elements, and
 #: of the later passes (about a fifth of the elements, those the squeeze of BTRS did not accept, then fewer).
-SUB = 1 << 14
+SUB = 1 << 12
 SUB_SMALL = 1 << 9
 _ZERO = np.int32(0)
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
