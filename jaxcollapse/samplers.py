@@ -296,7 +296,6 @@ def _binomial_flat(k1, k2, ids, n, p):
     big = min(SUB, -(-total // 128) * 128)
     small = min(SUB_SMALL, big)
     padded = -(-total // big) * big
-    todo, count = _compact(jnp.pad(active, (0, padded - total)), padded)
     pick = lambda x, i: x[jnp.minimum(i, total - 1)]
     drop = lambda sel, ok: jnp.where(ok, sel, total)
 
@@ -321,15 +320,18 @@ def _binomial_flat(k1, k2, ids, n, p):
         rnd = rnd.at[drop(sel, valid & ~acc)].add(jnp.uint32(1), mode="drop")
         return (out, rnd), ~acc
 
-    out = jnp.zeros(total, jnp.float64)
-    todo, count, out = _list_pass(first, todo, count, out, big)
-    carry = (out, jnp.zeros(total, jnp.uint32))
-
     def again(state):
         todo, count, carry = state
         return _list_pass(full, todo, count, carry, small)
 
-    _, _, (out, _) = lax.while_loop(lambda s: s[1] > 0, again, (todo, count, carry))
+    def work():
+        todo, count = _compact(jnp.pad(active, (0, padded - total)), padded)
+        todo, count, out = _list_pass(first, todo, count, jnp.zeros(total, jnp.float64), big)
+        carry = (out, jnp.zeros(total, jnp.uint32))
+        return lax.while_loop(lambda s: s[1] > 0, again, (todo, count, carry))[2][0]
+
+    # Steps of the tree whose nodes all have count 0 (collapsed subtrees) skip even the gathering.
+    out = lax.cond(jnp.any(active), work, lambda: jnp.zeros(total, jnp.float64))
     k = out.astype(jnp.int64)
     return jnp.where(flip, n - k, k)
 
