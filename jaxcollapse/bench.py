@@ -59,10 +59,10 @@ ZIPF_EXPONENT = 1.1
 #: Engine speed-up targets: over reference (b) for every workload, and first-call compile time.
 TARGET_B = 100.0
 TARGET_COMPILE_S = 5.0
-#: Estimated uniforms consumed per binomial by the binomial-splitting sampler (``jax.random.binomial``'s
-#: BTRS rejection draws 2 uniforms per round, about 1.2 rounds; its inversion branch about one per success
-#: plus one). An estimate, used only for the random-number share.
-UNIFORMS_PER_BINOMIAL = 4
+#: Estimated uniforms consumed per binomial by the binomial-splitting sampler (BTRS draws 2 uniforms per
+#: round, about 1.2 rounds with round 0 drawn twice where the squeeze does not decide it; inversion draws
+#: one). An estimate, used only for the random-number share.
+UNIFORMS_PER_BINOMIAL = 3
 #: Reference (b) draws at most this many tokens per chain and generation; larger ``n`` is extrapolated.
 B_MAX_DRAWS = 10 ** 7
 #: In-cache batch of the second random-number throughput test (the engine's draws per chunk are of this order).
@@ -760,9 +760,9 @@ def _rng_share(w: Workload, chains: int, engine: dict, rng: dict | None) -> dict
         per_gen = chains * w.n
         how = f"tokens sampler: one float64 uniform per synthetic token, n = {w.n} per chain"
     elif sampler == "binomial":
-        width = 1 << max(1, math.ceil(math.log2(max(w.vocab, 2))))
-        per_gen = chains * (width - 1) * UNIFORMS_PER_BINOMIAL
-        how = (f"binomial sampler: {width - 1} binomials per chain (padded tree) x ~{UNIFORMS_PER_BINOMIAL} "
+        nodes = max(w.vocab - 1, 1)
+        per_gen = chains * nodes * UNIFORMS_PER_BINOMIAL
+        how = (f"binomial sampler: {nodes} binomials per chain (tree of vocab - 1 splits) x ~{UNIFORMS_PER_BINOMIAL} "
                f"uniforms each (estimate)")
     elif sampler == "resample":
         per_gen = chains * w.n

@@ -100,3 +100,124 @@ def test_hypergeometric_subsample_moments(x64):
     assert_mean(counts[:, 0].astype(float), s * frac, what="hypergeometric mean")
     var = s * frac * (1 - frac) * (size - s) / (size - 1)
     assert_mean((counts[:, 0] - s * frac) ** 2, var, what="hypergeometric variance")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The exact batched binomial sampler
+# ----------------------------------------------------------------------------------------------------------
+
+# (n, p) in each regime of the sampler: inversion (n min(p, 1-p) < 10), BTRS, p near 0 and 1, n = 1, n = 2^40.
+BINOMIAL_CASES = [
+    (1, 0.3), (2, 0.999), (30, 0.2), (40, 0.5), (1000, 1e-4), (200, 0.93), (10 ** 6, 0.37),
+    (2 ** 40, 0.3), (2 ** 40, 5e-12), (5 * 10 ** 7, 1e-7), (5 * 10 ** 7, 1 - 1e-7), (2 ** 40, 1e-7),
+]
+DRAWS = 40_000
+
+
+@pytest.fixture(scope="module")
+def binomial_draws():
+    """DRAWS variates of every case, all in one compiled call (each element has its own n and p)."""
+    with jax.enable_x64(True):
+        n = np.repeat([c[0] for c in BINOMIAL_CASES], DRAWS)
+        p = np.repeat([c[1] for c in BINOMIAL_CASES], DRAWS)
+        f = jax.jit(lambda k, n, p: samplers.binomial(k, n, p))
+        x = np.asarray(f(jax.random.key(11), jnp.asarray(n, jnp.int64), jnp.asarray(p)))
+    return x.reshape(len(BINOMIAL_CASES), DRAWS)
+
+
+def test_binomial_mean_and_variance(binomial_draws):
+    from scipy import stats as st
+    cases = len(BINOMIAL_CASES)
+    for (n, p), x in zip(BINOMIAL_CASES, binomial_draws):
+        assert x.dtype == np.int64 and x.min() >= 0 and x.max() <= n
+        mean, var = st.binom.mean(n, p), st.binom.var(n, p)
+        xf = x.astype(np.float64)
+        assert_mean(xf, mean, fail_prob=1e-3 / cases, what=f"Binomial({n}, {p}) mean")
+        assert_mean((xf - mean) ** 2, var, fail_prob=1e-3 / cases, what=f"Binomial({n}, {p}) variance")
+
+
+def test_binomial_pmf_chi_square(binomial_draws):
+    """Pearson chi-square of the observed counts against scipy's pmf, on the values with expected count >= 5
+    and the two tails pooled; each case fails with probability 1e-3 / cases when the sampler is exact."""
+    from scipy import stats as st
+    cases = len(BINOMIAL_CASES)
+    for (n, p), x in zip(BINOMIAL_CASES, binomial_draws):
+        lo, hi = st.binom.ppf(1e-4, n, p), st.binom.ppf(1 - 1e-4, n, p)
+        edges = np.unique(np.linspace(lo, hi + 1, 40).astype(np.int64))
+        # bins [edges[i], edges[i+1]) plus the two tails
+        cdf = st.binom.cdf(edges - 1, n, p)
+        probs = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+        observed = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(probs))
+        expected = probs * len(x)
+        keep = expected >= 5
+        obs = np.append(observed[keep], observed[~keep].sum())
+        exp = np.append(expected[keep], expected[~keep].sum())
+        if exp[-1] < 5:
+            obs[-2] += obs[-1]
+            exp[-2] += exp[-1]
+            obs, exp = obs[:-1], exp[:-1]
+        if len(obs) < 2:
+            continue
+        pval = st.chisquare(obs, exp).pvalue
+        assert pval > 1e-3 / cases, f"Binomial({n}, {p}): chi-square p-value {pval:.2e} over {len(obs)} bins"
+
+
+def test_binomial_degenerate_cases_exact(x64):
+    n = jnp.asarray([0, 0, 5, 5, 7, 2 ** 40, 3, 1], jnp.int64)
+    p = jnp.asarray([0.0, 0.5, 0.0, 1.0, 1.5, 1.0, -0.2, 1.0])
+    x = np.asarray(jax.jit(lambda k: samplers.binomial(k, n, p))(jax.random.key(0)))
+    assert x.tolist() == [0, 0, 0, 5, 7, 2 ** 40, 0, 1]
+
+
+def test_binomial_element_depends_only_on_its_own_inputs(x64):
+    """Counter-based draws: changing the other elements (their n, p, regime) leaves an element unchanged,
+    and a vmapped call equals the calls made one key at a time."""
+    f = jax.jit(lambda k, n, p: samplers.binomial(k, n, p))
+    key = jax.random.key(3)
+    n1 = jnp.asarray([10 ** 6, 25, 2 ** 40, 3, 10 ** 4], jnp.int64)
+    p1 = jnp.asarray([0.2, 0.3, 1e-12, 0.5, 0.6])
+    n2 = n1.at[1].set(10 ** 9).at[3].set(0)
+    p2 = p1.at[1].set(0.5).at[4].set(0.6)
+    a, b = np.asarray(f(key, n1, p1)), np.asarray(f(key, n2, p2))
+    assert a[[0, 2, 4]].tolist() == b[[0, 2, 4]].tolist()
+    keys = jax.random.split(key, 3)
+    batched = np.asarray(jax.jit(jax.vmap(f, (0, None, None)))(keys, n1, p1))
+    for i in range(3):
+        assert batched[i].tolist() == np.asarray(f(keys[i], n1, p1)).tolist()
+
+
+def test_threefry_matches_jax():
+    from jax.extend.random import threefry2x32_p
+    k1, k2 = jnp.uint32(0x12345678), jnp.uint32(0x9ABCDEF0)
+    x1 = jnp.arange(100, dtype=jnp.uint32)
+    x2 = jnp.arange(100, dtype=jnp.uint32) * jnp.uint32(7919)
+    ours = samplers.threefry2x32(k1, k2, x1, x2)
+    ref = threefry2x32_p.bind(jnp.broadcast_to(k1, (100,)), jnp.broadcast_to(k2, (100,)), x1, x2)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours, ref))
+
+
+def test_binomial_tree_marginals_uneven_tree(x64):
+    """V = 1000 (not a power of two: leaves at two depths), Zipf weights with zeros: every token's mean count
+    (Bonferroni over the tokens), the pmf of one token's count, exact row sums and no zero-weight draws;
+    chains under vmap equal the chains drawn one key at a time."""
+    from scipy import stats as st
+    vocab, n, chains = 1000, 3000, 4000
+    w = np.arange(1, vocab + 1, dtype=np.float64) ** -1.1
+    w[[3, 500, 999]] = 0.0
+    p = w / w.sum()
+    f = jax.jit(jax.vmap(lambda k, w, s: samplers.multinomial_binomial(k, w, s), (0, None, None)))
+    keys = jax.random.split(jax.random.key(5), chains)
+    counts = np.asarray(f(keys, jnp.asarray(w)[None], jnp.asarray([n], jnp.int64)))[:, 0]
+    assert counts.dtype == np.int64 and np.all(counts.sum(axis=1) == n)
+    assert np.all(counts[:, [3, 500, 999]] == 0)
+    live = p > 0
+    assert_mean(counts[:, live].astype(np.float64), n * p[live], what="tree counts, V=1000")
+    token = 6  # n p = 127: its count is Binomial(n, p_6)
+    x = counts[:, token]
+    edges = np.arange(st.binom.ppf(1e-3, n, p[token]), st.binom.ppf(1 - 1e-3, n, p[token]) + 1, 4).astype(np.int64)
+    probs = np.diff(np.concatenate([[0.0], st.binom.cdf(edges - 1, n, p[token]), [1.0]]))
+    observed = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(probs))
+    assert st.chisquare(observed, probs * chains).pvalue > 1e-3
+    one = jax.jit(lambda k: samplers.multinomial_binomial(k, jnp.asarray(w)[None], jnp.asarray([n], jnp.int64)))
+    for i in (0, 17):
+        assert np.array_equal(np.asarray(one(keys[i]))[0], counts[i])
