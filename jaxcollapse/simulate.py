@@ -108,12 +108,37 @@ def _segment(keys, state, params, first_generation, last_generation, *, config, 
             return resample.measure(c, params, config, per_context)
         return kernel.measure(c, params, per_context)
 
-    def body(s, i):
-        m = first_generation + i
+    def compute(s, m):
         s = lax.cond(m <= last_generation, advance, lambda s, m: s, s, m)
         return s, jax.vmap(measure)(s)
 
-    return lax.scan(body, state, jnp.arange(length))
+    if not frozen_when_collapsed(config):
+        return lax.scan(lambda s, i: compute(s, first_generation + i), state, jnp.arange(length))
+
+    def body(carry, i):
+        s, previous = carry
+        m = first_generation + i
+
+        def skip(s, m):
+            return s._replace(generation=jnp.where(m <= last_generation, s.generation + 1, s.generation)), previous
+
+        # Once every chain of the chunk is a Dirac mass in every context, each generation returns the same model
+        # and metrics: only the generation counter moves.
+        frozen = (i > 0) & jnp.all(s.collapse_time >= 0)
+        s, info = lax.cond(frozen, skip, compute, s, m)
+        return (s, info), info
+
+    blank = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(lambda s: jax.vmap(measure)(s), state))
+    (state, _), infos = lax.scan(body, (state, blank), jnp.arange(length))
+    return state, infos
+
+
+def frozen_when_collapsed(config: kernel.Config) -> bool:
+    """Whether a chain whose every context is a Dirac mass keeps its model unchanged (and its metrics) in
+    every later generation: fully synthetic data from a point mass is that point mass, whatever the sampler,
+    decoding or smoothing (smoothing never leaves a point mass, unless the vocabulary has one token, which
+    is then fixed too). Other regimes mix in other models (the real data, the history) and are not skipped."""
+    return config.kind == "fully_synthetic"
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
