@@ -132,3 +132,117 @@ def test_collapsed_chunks_skip_to_identical_results(monkeypatch, sampler):
     assert np.array_equal(fast.final, slow.final)
     assert np.array_equal(fast.collapse_time, slow.collapse_time)
     assert np.array_equal(fast.collapse_token, slow.collapse_token)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+STUDY = dict(chains=53, generations=7, chunk_size=8, per_context=True, keep_final=True)
+PROCESS = textwrap.dedent("""
+    import sys
+    import jax
+    jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[1], num_processes=2,
+                               process_id=int(sys.argv[2]), initialization_timeout=120)
+    import numpy as np
+    import jaxcollapse as jc
+    r = jc.simulate(11, jc.zipf(30, 1.1, support=12), jc.fully_synthetic(20), **{study})
+    assert r.settings["processes"] == 2 and jax.process_count() == 2
+    arrays = {{"final": r.final, "collapse_time": r.collapse_time, "collapse_token": r.collapse_token,
+              "context_collapse_time": r.context_collapse_time}}
+    for m in r.traces:
+        arrays["trace/" + m] = r.traces[m]
+        arrays["context/" + m] = r.context_traces[m]
+        for f in ("mean", "sd", "ci_low", "ci_high", "n", "infinite"):
+            arrays[f"summary/{{m}}/{{f}}"] = getattr(r.summary[m], f)
+    np.savez(sys.argv[3], **arrays)
+""").format(study=repr(STUDY))
+
+
+def test_two_processes_match_one(tmp_path):
+    """Two processes of a ``jax.distributed`` job on localhost (CPU, gloo) split the 7 chunks 4 + 3; each
+    ends with the whole result, bit-identical to a single-process run: traces, per-context traces, final
+    models, collapse times and tokens, and the summary."""
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, port, str(i), str(tmp_path / f"p{i}.npz")],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    try:
+        one = jc.simulate(11, jc.zipf(30, 1.1, support=12), jc.fully_synthetic(20), **STUDY)
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i, p in enumerate(procs):
+        assert p.returncode == 0, logs[i][-3000:]
+    for i in range(2):
+        with np.load(tmp_path / f"p{i}.npz") as z:
+            assert np.array_equal(z["final"], one.final)
+            assert np.array_equal(z["collapse_time"], one.collapse_time)
+            assert np.array_equal(z["collapse_token"], one.collapse_token)
+            assert np.array_equal(z["context_collapse_time"], one.context_collapse_time)
+            for m in metrics.METRICS:
+                assert np.array_equal(z["trace/" + m], one.traces[m], equal_nan=True), m
+                assert np.array_equal(z["context/" + m], one.context_traces[m], equal_nan=True), m
+                for f in ("mean", "sd", "ci_low", "ci_high", "n", "infinite"):
+                    assert np.array_equal(z[f"summary/{m}/{f}"], getattr(one.summary[m], f), equal_nan=True), (m, f)
+
+
+MEMORY = textwrap.dedent("""
+    import resource, sys
+    import jaxcollapse as jc
+    chains, generations = int(sys.argv[1]), int(sys.argv[2])
+    r = jc.simulate(0, jc.zipf(100, 1.1), jc.fully_synthetic(100), chains=chains, generations=generations,
+                    keep_traces=False, keep_final=False)
+    assert r.traces is None and r.final is None and r.summary["support"].n[-1] == chains
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)      # bytes (Linux reports KiB)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB is Linux's convention")
+def test_million_chains_fit_in_4_gb_and_memory_does_not_grow_with_generations():
+    """1,000,000 chains at vocabulary 100 (n = 100, summary only) peak under 4 GB of host memory; 50,000 chains
+    take the same memory for 21 generations as for 2 (their traces would be 50,000 x 22 x 64 bytes = 70 MB)."""
+    # 2 and 21 generations compile the same one-generation segment, so only the data can differ.
+    runs = {"million": ("1000000", "2"), "short": ("50000", "2"), "long": ("50000", "21")}
+    procs = {k: subprocess.Popen([sys.executable, "-c", MEMORY, *a], env=_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for k, a in runs.items()}
+    peak = {}
+    try:
+        for k, p in procs.items():
+            out, err = p.communicate(timeout=400)
+            assert p.returncode == 0, err[-3000:]
+            peak[k] = int(out.split()[-1])
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    assert peak["million"] < 4e9, peak
+    assert peak["long"] - peak["short"] < 32 * 2**20, peak
+
+
+def test_cli_devices(tmp_path, capsys):
+    from jaxcollapse.cli import main
+
+    base = ["run", "--chains", "6", "-g", "3", "--vocab", "8", "--support", "5", "--quiet", "--no-plots"]
+    for bad in ("0", "-1", "two", str(len(jax.local_devices()) + 1)):
+        assert main(base + ["--devices", bad, "--out", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("jaxcollapse: error: --devices must be 'all' or a number") and "\n" not in err, err
+        assert not (tmp_path / bad).exists()
+    runs = {}
+    for setting in ("1", "all"):
+        assert main(base + ["--devices", setting, "--out", str(tmp_path / setting)]) == 0
+        runs[setting] = jc.load_run(str(tmp_path / setting))
+    assert runs["1"].config["devices"] == "1" and runs["all"].config["devices"] == "all"
+    assert np.array_equal(runs["1"].result.traces["collision"], runs["all"].result.traces["collision"])
