@@ -34,7 +34,7 @@ def per_context(p: jnp.ndarray, p0: jnp.ndarray, p1: jnp.ndarray, log_p: jnp.nda
     any batch over chains, and KL is ``sum p0 log p0 - sum p0 log p`` with both sums taken in the same order
     (so it is exactly 0 for ``p = p0``)."""
     alive = p > 0
-    log_p = jnp.log(jnp.where(alive, p, 1.0))
+    log_p = jnp.log(jnp.where(alive, p, 1.0)) if log_p is None else jnp.where(alive, log_p, 0.0)
     pos0 = p0 > 0
     p0_log_p0 = lax.optimization_barrier(jnp.where(pos0, p0 * jnp.log(jnp.where(pos0, p0, 1.0)), 0.0))
     zero = jnp.zeros((), p.dtype)

@@ -227,8 +227,8 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     """Every metric of :data:`jaxcollapse.METRICS` per context ``(C,)``, from the training list.
 
     A sum over the distinct tokens of a context is a sum over its slots, each slot weighted by ``1 / count``
-    of its token (``share``). Cost O(slots): one scatter-add, one or two gathers, one log per slot, and a
-    single reduction pass computing every sum."""
+    of its token (``share``). Cost O(slots): one scatter-add, a few lookups per slot (the log of a count is
+    looked up too: a float64 log costs about ten lookups) and a single reduction pass computing every sum."""
     size = size_at(state.generation, params, config)
     count, first_count, row, valid, flat = _slot_counts(state, size, params, config)
     p0 = jnp.asarray(params.initial, jnp.float64)
@@ -238,7 +238,9 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     p = c / t
     q0 = p0.reshape(-1)[flat]
     q1 = first_count.astype(jnp.float64) / params.first.astype(jnp.float64)[row]
-    log_p = jnp.log(p)
+    log_count = jax.lax.optimization_barrier(
+        jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+    log_p = log_count.at[count].get(mode="promise_in_bounds") - jnp.log(size.astype(jnp.float64))[row]
     # Materialise the gathered values once: fused into each sum below, XLA would redo the gathers per metric.
     share, p, q0, q1, log_p = jax.lax.optimization_barrier((share, p, q0, q1, log_p))
     terms = [share, share * q0, share * q1, jnp.where(q0 > 0, share, 0.0), jnp.where(q1 > 0, share, 0.0),
@@ -296,8 +298,10 @@ def measure(state: ResampleState, params: Params, config: Config, per_context: b
         p = counts.astype(jnp.float64) / t
         first = (state.first.reshape(config.contexts, config.vocab).astype(jnp.float64)
                  / params.first.astype(jnp.float64)[:, None])
-        # log p = log count - log size, the log of each count looked up (a log per cell costs 5x a lookup).
-        log_count = jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0))
+        # log p = log count - log size, the log of each count looked up (a float64 log per cell costs 10x a
+        # lookup); the barrier keeps XLA from fusing the table's logs into the lookup, one log per cell again.
+        log_count = jax.lax.optimization_barrier(
+            jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
         log_p = log_count.at[counts].get(mode="promise_in_bounds") - jnp.log(t)
         values = per_context_table(p, jnp.asarray(params.initial, jnp.float64), first, log_p)
     else:
