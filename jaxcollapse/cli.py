@@ -173,6 +173,9 @@ OPTIONS = (
         "chains per compiled call; results do not depend on it (default: from --memory)", "engine", metavar="CHAINS"),
     Opt("memory", ("--memory",), "float", 1024.0,
         "device-memory budget for choosing the chunk size, MiB (default: 1024)", "engine", metavar="MIB"),
+    Opt("devices", ("--devices",), "str", "all",
+        "local devices the chunks are spread over: all, or a number N (the first N devices of the default "
+        "backend); results do not depend on it (default: all)", "engine", metavar="N|all"),
     Opt("per_context", ("--per-context",), "bool", False,
         "keep per-context traces (saved as per-context means over chains) (default: off; on with --corpus)",
         "engine"),
@@ -592,10 +595,40 @@ def resolve(flags: dict, config_path: str | None) -> Plan:
                chunk_size=cfg.get("chunk_size"), memory=cfg.get("memory", 1024.0),
                per_context=cfg.get("per_context", corpus is not None),
                traces=cfg.get("traces", True), final=cfg.get("final"), plots=cfg.get("plots", True))
+    res["devices"] = _devices_setting(cfg.get("devices"))
     c, v = initial.probs.shape
     keep_final = res["final"] if res["final"] is not None else res["chains"] * c * v * 8 <= 1 << 29
     plan = Plan(res, given, initial, regime, decoding, corpus, describe, bool(keep_final), warnings)
     return plan
+
+
+def _devices_setting(value) -> str | None:
+    """``--devices``: ``all`` or a positive number of devices (checked against the devices JAX sees at run time)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"--devices must be 'all' or a number of devices >= 1; got {value!r}")
+    return str(n)
+
+
+def _local_devices(setting: str | None):
+    """The devices of ``--devices`` (a ConfigError naming the flag and the available count if there are fewer)."""
+    import jax
+
+    local = jax.local_devices()
+    if setting in (None, "all"):
+        return local
+    if int(setting) > len(local):
+        raise ConfigError(f"--devices must be 'all' or a number from 1 to {len(local)} (the {jax.default_backend()} "
+                          f"devices of this process); got {setting}")
+    return local[: int(setting)]
 
 
 def rerun_command(res: dict) -> str:
@@ -788,10 +821,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from . import kernel
     from .results_io import check_out_dir, format_contexts, context_stats, save_result, theory_for, theory_lines
 
+    import jax
+
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
     plan = resolve(flags, args.config)
     res = plan.resolved
-    quiet = bool(flags.get("quiet") or (plan.given["config_file_settings"] or {}).get("quiet"))
+    devices = _local_devices(res["devices"])
+    # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
+    primary = jax.process_index() == 0
+    quiet = bool(flags.get("quiet") or (plan.given["config_file_settings"] or {}).get("quiet")) or not primary
     overwrite = bool(flags.get("overwrite") or (plan.given["config_file_settings"] or {}).get("overwrite"))
     file_out = (plan.given["config_file_settings"] or {}).get("out")
     out = flags.get("out") or file_out
@@ -830,9 +868,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(f"this run needs about {_size(need)} of host memory for its results but only "
                           f"{_size(avail)} is available; use {', '.join(hints)}, fewer --chains or fewer "
                           "--generations")
-    if out is None:
+    if out is None and primary:
         out = _default_out(res["regime"])
-    check_out_dir(out, overwrite)
+    if primary:
+        check_out_dir(out, overwrite)
     command = rerun_command(res)
     if not quiet:
         s0 = float((initial.probs ** 2).sum(axis=1) @ initial.weights)
@@ -855,10 +894,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                           decoding=plan.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
                           chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
                           per_context=per_context, keep_traces=res["traces"], keep_final=plan.keep_final,
-                          progress=progress)
+                          progress=progress, devices=devices)
     finally:
         if progress is not None:
             progress.close()
+    if not primary:
+        return 0
     if not quiet:
         print(result.format())
         for line in theory_lines(result, theory_for(result.settings, initial, generations)):

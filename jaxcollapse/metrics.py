@@ -9,6 +9,7 @@ themselves (the trajectory) are bit-identical.
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
 #: Metric names, in the order the engine reports them, with their units.
 METRICS = {
@@ -23,22 +24,43 @@ METRICS = {
 }
 
 
-def per_context(p: jnp.ndarray, p0: jnp.ndarray, p1: jnp.ndarray) -> dict:
-    """Every metric of ``METRICS`` for ``p``, ``p0``, ``p1`` of shape ``(contexts, vocab)``; each ``(contexts,)``."""
+def per_context(p: jnp.ndarray, p0: jnp.ndarray, p1: jnp.ndarray, log_p: jnp.ndarray | None = None) -> dict:
+    """Every metric of ``METRICS`` for ``p``, ``p0``, ``p1`` of shape ``(contexts, vocab)``; each ``(contexts,)``.
+
+    ``log_p``, if given, is ``log p`` where ``p > 0`` (any finite value elsewhere): a caller holding integer
+    counts can look it up instead of evaluating a logarithm per cell, the dominant cost of this function.
+
+    One pass over the table computes every sum (a variadic reduction); ``log p0`` is evaluated once, outside
+    any batch over chains, and KL is ``sum p0 log p0 - sum p0 log p`` with both sums taken in the same order
+    (so it is exactly 0 for ``p = p0``)."""
     alive = p > 0
-    safe = jnp.where(alive, p, 1.0)
-    lost = (p0 > 0) & ~alive
-    kl_terms = jnp.where(p0 > 0, p0 * (jnp.log(jnp.where(p0 > 0, p0, 1.0)) - jnp.log(safe)), 0.0)
-    kl = jnp.where(lost.any(axis=1), jnp.inf, jnp.sum(kl_terms, axis=1))
+    log_p = jnp.log(jnp.where(alive, p, 1.0)) if log_p is None else jnp.where(alive, log_p, 0.0)
+    pos0 = p0 > 0
+    p0_log_p0 = lax.optimization_barrier(jnp.where(pos0, p0 * jnp.log(jnp.where(pos0, p0, 1.0)), 0.0))
+    zero = jnp.zeros((), p.dtype)
+    sums = (p * p, jnp.abs(p - p0), jnp.abs(p - p1), p * log_p, alive.astype(p.dtype),
+            jnp.where(alive, zero, p0), p0_log_p0, jnp.where(pos0, p0 * log_p, zero),
+            (pos0 & ~alive).astype(p.dtype))
+    maxima = (p,)
+    k = len(sums)
+
+    def combine(a, b):
+        return tuple(a[i] + b[i] for i in range(k)) + tuple(jnp.maximum(a[i], b[i]) for i in range(k, len(a)))
+
+    init = (zero,) * k + (jnp.array(-jnp.inf, p.dtype),)
+    shape = jnp.broadcast_shapes(p.shape, p0.shape, p1.shape)
+    operands = tuple(jnp.broadcast_to(x, shape) for x in sums + maxima)
+    (collision, l1_0, l1_1, neg_entropy, support, missing, h, cross, lost,
+     max_prob) = lax.reduce(operands, init, combine, (p.ndim - 1,))
     return {
-        "collision": jnp.sum(p * p, axis=1),
-        "max_prob": jnp.max(p, axis=1),
-        "l1_initial": jnp.sum(jnp.abs(p - p0), axis=1),
-        "l1_first": jnp.sum(jnp.abs(p - p1), axis=1),
-        "entropy": -jnp.sum(jnp.where(alive, p * jnp.log(safe), 0.0), axis=1),
-        "support": jnp.sum(alive, axis=1).astype(p.dtype),
-        "missing_mass": jnp.sum(jnp.where(alive, 0.0, p0), axis=1),
-        "kl": kl,
+        "collision": collision,
+        "max_prob": max_prob,
+        "l1_initial": l1_0,
+        "l1_first": l1_1,
+        "entropy": -neg_entropy,
+        "support": support,
+        "missing_mass": missing,
+        "kl": jnp.where(lost > 0, jnp.inf, jnp.maximum(h - cross, 0.0)),
     }
 
 

@@ -187,33 +187,68 @@ def _advance(state, tokens, params, config):
         chain_collapse=jnp.where(whole, m, state.chain_collapse))
 
 
+#: Largest training list whose per-slot counts and first-model counts are packed into one int32 (16 bits each).
+_PACK_LIMIT = 1 << 15
+
+
+def _slot_counts(state: ResampleState, size, params: Params, config: Config):
+    """Per slot: the count of its token in ``p^(m)``'s list and in ``p^(1)``'s, ``(slots,)`` int32 each.
+
+    Both come from one scatter-add and one gather when counts fit in 16 bits: the list's counts are added onto
+    ``first << 16``, so a single lookup returns both (a gather per slot costs as much as the scatter)."""
+    row, offset, _ = _layout(params, config)
+    valid = offset < size[row]
+    flat = row * config.vocab + state.tokens
+    add = valid.astype(jnp.int32)
+    if config.slots < _PACK_LIMIT:
+        both = (state.first << 16).at[flat].add(add, mode="promise_in_bounds").at[flat].get(mode="promise_in_bounds")
+        return both & 0xFFFF, both >> 16, row, valid, flat
+    counts = jnp.zeros(config.contexts * config.vocab, jnp.int32).at[flat].add(add)
+    return counts[flat], state.first[flat], row, valid, flat
+
+
+def _sums(terms, maxima, row, config: Config):
+    """Per-context sums of ``terms`` and maxima of ``maxima`` (``(slots,)`` each) in one pass over the slots."""
+    if config.contexts == 1:
+        zero = jnp.zeros((), terms[0].dtype)
+
+        def combine(a, b):
+            k = len(terms)
+            return tuple(a[i] + b[i] for i in range(k)) + tuple(jnp.maximum(a[i], b[i]) for i in range(k, len(a)))
+
+        out = jax.lax.reduce(tuple(terms) + tuple(maxima), (zero,) * (len(terms) + len(maxima)), combine, (0,))
+        return [o[None] for o in out]
+    sums = jnp.zeros((len(terms), config.contexts), jnp.float64).at[:, row].add(jnp.stack(terms))
+    big = jnp.zeros((len(maxima), config.contexts), jnp.float64).at[:, row].max(jnp.stack(maxima))
+    return list(sums) + list(big)
+
+
 def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
-    """Every metric of :data:`jaxcollapse.METRICS` per context ``(C,)``, from the training list."""
+    """Every metric of :data:`jaxcollapse.METRICS` per context ``(C,)``, from the training list.
+
+    A sum over the distinct tokens of a context is a sum over its slots, each slot weighted by ``1 / count``
+    of its token (``share``). Cost O(slots): one scatter-add, a few lookups per slot (the log of a count is
+    looked up too: a float64 log costs about ten lookups) and a single reduction pass computing every sum."""
     size = size_at(state.generation, params, config)
-    counts, row, valid, flat = _counts(state.tokens, size, params, config)
+    count, first_count, row, valid, flat = _slot_counts(state, size, params, config)
     p0 = jnp.asarray(params.initial, jnp.float64)
     t = size.astype(jnp.float64)[row]
-    c = jnp.maximum(counts[flat], 1).astype(jnp.float64)
+    c = jnp.maximum(count, 1).astype(jnp.float64)
     share = 1.0 / c                                           # each distinct token's slots add up to 1
     p = c / t
     q0 = p0.reshape(-1)[flat]
-    q1 = state.first[flat].astype(jnp.float64) / params.first.astype(jnp.float64)[row]
-    log_p = jnp.log(p)
+    q1 = first_count.astype(jnp.float64) / params.first.astype(jnp.float64)[row]
+    log_count = jax.lax.optimization_barrier(
+        jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+    log_p = log_count.at[count].get(mode="promise_in_bounds") - jnp.log(size.astype(jnp.float64))[row]
     # Materialise the gathered values once: fused into each sum below, XLA would redo the gathers per metric.
     share, p, q0, q1, log_p = jax.lax.optimization_barrier((share, p, q0, q1, log_p))
-    # One pass over the slots for every sum (XLA would otherwise re-read the slots once per metric).
-    terms = jnp.stack([share, share * q0, share * q1, jnp.where(q0 > 0, share, 0.0),
-                       jnp.where(q1 > 0, share, 0.0), p / t, share * jnp.abs(p - q0), share * jnp.abs(p - q1),
-                       log_p / t, share * q0 * log_p, c], axis=0)
-    terms = jnp.where(valid[None, :], terms, 0.0)
-    if config.contexts == 1:
-        sums = jnp.sum(terms[:10], axis=1, keepdims=True)
-        max_count = jnp.max(terms[10])[None]
-    else:
-        sums = jnp.zeros((10, config.contexts), jnp.float64).at[:, row].add(terms[:10])
-        max_count = jnp.zeros(config.contexts, jnp.float64).at[row].max(terms[10])
+    terms = [share, share * q0, share * q1, jnp.where(q0 > 0, share, 0.0), jnp.where(q1 > 0, share, 0.0),
+             p / t, share * jnp.abs(p - q0), share * jnp.abs(p - q1), log_p / t, share * q0 * log_p]
+    terms = [jnp.where(valid, x, 0.0) for x in terms]
+    sums = _sums(terms, [jnp.where(valid, c, 0.0)], row, config)
+    support, alive0, alive1, live0, live1, collision, l1_0, l1_1, neg_entropy, cross, max_count = sums
     max_prob = max_count / size.astype(jnp.float64)
-    support, alive0, alive1, live0, live1, collision, l1_0, l1_1, neg_entropy, cross = sums
     # A token is lost when fewer tokens of p0 (of p1) are alive than p0 (p1) has: then, and only then, the
     # lost mass enters L1, missing mass and KL (1 - alive would leave rounding residue of 1e-16 otherwise).
     lost = jnp.round(live0) < jnp.sum(p0 > 0, axis=1)
@@ -232,6 +267,24 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     }
 
 
+def _table_counts(state: ResampleState, params: Params, config: Config):
+    """``(C * V,)`` int32 token counts of ``p^(m)``'s training list.
+
+    Partially synthetic lists keep the ``N`` real samples of ``p^(1)`` in their first slots, so their counts
+    are ``first`` plus the counts of the ``n`` synthetic slots (a scatter of ``n``, not ``N + n``, samples)."""
+    size = size_at(state.generation, params, config)
+    if config.kind != "partially_synthetic":
+        return _counts(state.tokens, size, params, config)[0]
+    _, _, start = _layout(params, config)
+    n = params.synthetic
+    ends = jnp.cumsum(n)
+    slot = jnp.arange(config.draws, dtype=jnp.int64)
+    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
+    target = start[row] + params.real[row] + slot - (ends - n)[row]
+    add = (state.generation >= 2).astype(jnp.int32)
+    return state.first.at[row * config.vocab + state.tokens[target]].add(add)
+
+
 def measure(state: ResampleState, params: Params, config: Config, per_context: bool = False) -> dict:
     """Context-weighted metrics of ``p^(m)`` (``m >= 1``); with ``per_context`` also ``"<name>/context"``.
 
@@ -239,9 +292,18 @@ def measure(state: ResampleState, params: Params, config: Config, per_context: b
     of per sample (the same values, fewer operations).
     """
     if config.slots > config.contexts * config.vocab:
+        size = size_at(state.generation, params, config)
+        counts = _table_counts(state, params, config).reshape(config.contexts, config.vocab)
+        t = size.astype(jnp.float64)[:, None]
+        p = counts.astype(jnp.float64) / t
         first = (state.first.reshape(config.contexts, config.vocab).astype(jnp.float64)
                  / params.first.astype(jnp.float64)[:, None])
-        values = per_context_table(model(state, params, config), jnp.asarray(params.initial, jnp.float64), first)
+        # log p = log count - log size, the log of each count looked up (a float64 log per cell costs 10x a
+        # lookup); the barrier keeps XLA from fusing the table's logs into the lookup, one log per cell again.
+        log_count = jax.lax.optimization_barrier(
+            jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+        log_p = log_count.at[counts].get(mode="promise_in_bounds") - jnp.log(t)
+        values = per_context_table(p, jnp.asarray(params.initial, jnp.float64), first, log_p)
     else:
         values = _per_context(state, params, config)
     info = weighted(values, params.weights)

@@ -2,9 +2,13 @@
 
 Chains are processed in chunks of a fixed size (one compilation per study shape); the chain with global
 index ``i`` uses the key ``fold_in(key, i)`` and, in generation ``m``, ``fold_in(fold_in(key, i), m)``, so its
-trajectory does not depend on the chunk size. Device memory grows with ``chunk x contexts x vocab`` (and the
-token buffer of the sampler), never with the number of generations; host memory holds the per-chain traces,
-``chains x (generations + 1) x 8`` metrics x 8 bytes (``keep_traces=False`` keeps only the summary).
+trajectory does not depend on the chunk size, on the device that runs it, or on the process of a
+``jax.distributed`` job that runs it (each process takes every ``P``-th chunk; the results are gathered).
+
+Device memory grows with ``chunk x contexts x vocab`` (and the token buffer of the sampler), never with the
+number of generations. Host memory holds the per-chain records, ``chains x contexts x 16`` bytes, the
+per-chain traces, ``chains x (generations + 1) x 8`` metrics x 8 bytes (none with ``keep_traces=False``),
+and the final models if kept; metric blocks are folded into the summary segment by segment.
 """
 
 from __future__ import annotations
@@ -108,12 +112,37 @@ def _segment(keys, state, params, first_generation, last_generation, *, config, 
             return resample.measure(c, params, config, per_context)
         return kernel.measure(c, params, per_context)
 
-    def body(s, i):
-        m = first_generation + i
+    def compute(s, m):
         s = lax.cond(m <= last_generation, advance, lambda s, m: s, s, m)
         return s, jax.vmap(measure)(s)
 
-    return lax.scan(body, state, jnp.arange(length))
+    if not frozen_when_collapsed(config):
+        return lax.scan(lambda s, i: compute(s, first_generation + i), state, jnp.arange(length))
+
+    def body(carry, i):
+        s, previous = carry
+        m = first_generation + i
+
+        def skip(s, m):
+            return s._replace(generation=jnp.where(m <= last_generation, s.generation + 1, s.generation)), previous
+
+        # Once every chain of the chunk is a Dirac mass in every context, each generation returns the same model
+        # and metrics: only the generation counter moves.
+        frozen = (i > 0) & jnp.all(s.collapse_time >= 0)
+        s, info = lax.cond(frozen, skip, compute, s, m)
+        return (s, info), info
+
+    blank = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(lambda s: jax.vmap(measure)(s), state))
+    (state, _), infos = lax.scan(body, (state, blank), jnp.arange(length))
+    return state, infos
+
+
+def frozen_when_collapsed(config: kernel.Config) -> bool:
+    """Whether a chain whose every context is a Dirac mass keeps its model unchanged (and its metrics) in
+    every later generation: fully synthetic data from a point mass is that point mass, whatever the sampler,
+    decoding or smoothing (smoothing never leaves a point mass, unless the vocabulary has one token, which
+    is then fixed too). Other regimes mix in other models (the real data, the history) and are not skipped."""
+    return config.kind == "fully_synthetic"
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -122,32 +151,116 @@ def _resample_models(state, params, *, config):
 
 
 class _Run:
-    """One chunk in flight on one device: its state and the metric blocks fetched so far."""
+    """One chunk in flight on one device: its state, and its per-generation moments (and rows) so far."""
 
-    def __init__(self, start, n, keys, state, params, pending):
-        self.start, self.n, self.keys, self.state, self.params = start, n, keys, state, params
+    def __init__(self, index, start, n, keys, state, params, pending, width):
+        self.index, self.start, self.n, self.keys, self.state, self.params = index, start, n, keys, state, params
         self.pending = pending
-        self.block = {m: [] for m in METRIC_NAMES}
-        self.cblock = {m: [] for m in METRIC_NAMES}
+        self.moments = {m: Moments(width) for m in METRIC_NAMES}
+        self.column = 0                                      # next generation column to fetch
 
-    def collect(self, used: int, per_context: bool) -> None:
-        """Fetch the pending infos (``(generations, chunk)`` each, or ``(chunk,)`` for single generations)."""
+    def collect(self, used: int, per_context: bool, out: "_Output") -> None:
+        """Fetch the pending infos (``(generations, chunk)`` each, or ``(chunk,)`` for single generations) and
+        hand each block of generation columns to ``out``; only this chunk's moments stay on the host."""
         for info in self.pending:
             for m in METRIC_NAMES:
                 a = np.asarray(info[m])
-                self.block[m].append(a[:, None][: self.n] if a.ndim == 1 else a[:used, : self.n].T)
+                block = a[:, None][: self.n] if a.ndim == 1 else a[:used, : self.n].T
+                cols = slice(self.column, self.column + block.shape[1])
+                part = Moments(block.shape[1])
+                part.update(block)
+                mo = self.moments[m]
+                mo.n[cols], mo.mean[cols], mo.m2[cols], mo.inf[cols], mo.nan[cols] = (
+                    part.n, part.mean, part.m2, part.inf, part.nan)
+                if out.traces is not None:
+                    out.rows(out.traces[m], self)[:, cols] = block
                 if per_context:
                     b = np.asarray(info[m + "/context"])
-                    self.cblock[m].append(b[: self.n, None] if b.ndim == 2 else b[:used, : self.n].transpose(1, 0, 2))
+                    out.rows(out.context[m], self)[:, cols] = (b[: self.n, None] if b.ndim == 2
+                                                              else b[:used, : self.n].transpose(1, 0, 2))
+            self.column = cols.stop
         self.pending = []
 
 
-def _devices(devices):
-    if devices is None:
-        return jax.local_devices()
-    devices = list(devices)
+class _Output:
+    """Host arrays of a run. With one process, chunk ``k``'s chains are rows ``start .. start + n`` of the
+    final arrays; with several, this process's ``j``-th chunk fills slot ``j`` of ``(slots, chunk, ...)``
+    buffers that are gathered from every process and put in chain order afterwards."""
+
+    def __init__(self, chains, chunk, width, c, v, *, keep_traces, per_context, keep_final, slots):
+        self.shared = slots is not None
+        lead = (slots, chunk) if self.shared else (chains,)
+        self.traces = {m: np.empty(lead + (width,)) for m in METRIC_NAMES} if keep_traces else None
+        self.context = {m: np.empty(lead + (width, c)) for m in METRIC_NAMES} if per_context else None
+        self.collapse_time = np.empty(lead, np.int64)
+        self.context_time = np.empty(lead + (c,), np.int64)
+        self.context_token = np.empty(lead + (c,), np.int64)
+        self.final = np.empty(lead + (c, v)) if keep_final else None
+        self.moments = ({m: np.zeros((slots, 5, width)) for m in METRIC_NAMES} if self.shared else None)
+
+    def rows(self, array, run):
+        return array[run.index][: run.n] if self.shared else array[run.start:run.start + run.n]
+
+    def arrays(self) -> dict:
+        names = ("traces", "context", "collapse_time", "context_time", "context_token", "final", "moments")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+
+def _merge(total: Moments, part: Moments) -> None:
+    """Add one chunk's per-generation moments to ``total`` (Chan et al.), exactly as ``Moments.update`` adds a
+    block with that count, mean and sum of squared deviations; chunks are merged in chain order, so the
+    summary does not depend on which device or process measured which chunk."""
+    total.inf = total.inf + part.inf
+    total.nan = total.nan | part.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = total.n + part.n
+        delta = part.mean - total.mean
+        frac = np.where(n > 0, part.n / np.maximum(n, 1), 0.0)
+        total.mean = total.mean + delta * frac
+        total.m2 = total.m2 + part.m2 + delta ** 2 * total.n * frac
+    total.n = n
+
+
+def _pack(mo: Moments) -> np.ndarray:
+    return np.stack([mo.n, mo.mean, mo.m2, mo.inf.astype(np.float64), mo.nan.astype(np.float64)])
+
+
+def _unpack(a: np.ndarray) -> Moments:
+    mo = Moments(a.shape[1])
+    mo.n, mo.mean, mo.m2 = a[0].copy(), a[1].copy(), a[2].copy()
+    mo.inf, mo.nan = a[3].astype(np.int64), a[4] > 0
+    return mo
+
+
+def resolve_devices(devices=None) -> list:
+    """The local JAX devices a run uses: ``None`` or ``"all"`` (every device of this process on the default
+    backend), a count ``N`` (the first ``N`` of them), or a sequence of devices addressable by this process."""
+    local = jax.local_devices()
+    if devices is None or (isinstance(devices, str) and devices == "all"):
+        return local
+    if isinstance(devices, str):
+        try:
+            devices = int(devices)
+        except ValueError:
+            raise ConfigError(f"devices must be 'all', a number of devices or a list of JAX devices; "
+                              f"got {devices!r}") from None
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        n = check_int("devices", devices, low=1, high=len(local))
+        return local[:n]
+    try:
+        devices = list(devices)
+    except TypeError:
+        raise ConfigError(f"devices must be 'all', a number of devices or a list of JAX devices; "
+                          f"got {devices!r}") from None
     if not devices:
         raise ConfigError("devices must name at least one JAX device")
+    me = jax.process_index()
+    for d in devices:
+        if not isinstance(d, jax.Device):
+            raise ConfigError(f"devices must be JAX devices (jax.local_devices()), got {d!r}")
+        if d.process_index != me:
+            raise ConfigError(f"device {d} belongs to process {d.process_index}, not to this process ({me}); "
+                              "each process of a jax.distributed job runs on its own local devices")
     return devices
 
 
@@ -181,8 +294,12 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
       keep_traces: keep per-chain traces (else only the summary and collapse times).
       keep_final: keep the final ``(chains, contexts, vocab)`` models (default: if under 512 MiB).
       progress: called as ``progress(chain_generations_done, chain_generations_total)`` between segments.
-      devices: JAX devices to spread the chunks over (default: all local devices of the default backend);
-        results are bit-identical for any number of devices.
+      devices: where the chunks run: ``None`` or ``"all"`` (every local device of the default backend), a
+        number ``N`` (the first ``N`` local devices) or a list of local JAX devices. In a ``jax.distributed``
+        job (``jax.process_count() > 1``) every process runs chunks ``k`` with ``k mod P`` equal to its
+        ``jax.process_index()`` on its own devices, and every process returns the whole result, gathered
+        with ``process_allgather`` (every process must call ``simulate`` with the same arguments). Results
+        are bit-identical for any number of devices and processes.
     """
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
@@ -192,7 +309,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
                                       smoothing=smoothing, sampler=sampler)
         generations = int(generations)
         key = as_key(key)
-        devices = _devices(devices)
+        devices = resolve_devices(devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
                  else chunk_for(config, chains, memory, devices[0].platform))
         chunk = min(chunk, chains)
@@ -200,27 +317,29 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         if keep_final is None:
             keep_final = chains * c * v * 8 <= KEEP_FINAL_LIMIT
         width = generations + 1
-        traces = {m: np.empty((chains, width)) for m in METRIC_NAMES} if keep_traces else None
-        ctx = {m: np.empty((chains, width, c)) for m in METRIC_NAMES} if per_context else None
+        processes, process = jax.process_count(), jax.process_index()
+        starts = list(range(0, chains, chunk))
+        # Chunk k runs on process k mod P, whichever process that is: the keys follow the chain index.
+        mine = list(enumerate(starts))[process::processes]
+        slots = math.ceil(len(starts) / processes) if processes > 1 else None
+        out = _Output(chains, chunk, width, c, v, keep_traces=keep_traces, per_context=per_context,
+                      keep_final=keep_final, slots=slots)
         moments = {m: Moments(width) for m in METRIC_NAMES}
-        collapse_time = np.empty(chains, np.int64)
-        ctx_time = np.empty((chains, c), np.int64)
-        ctx_token = np.empty((chains, c), np.int64)
-        final = np.empty((chains, c, v)) if keep_final else None
         seg = segment_length(generations)
         placed = [(jax.device_put(params, d), jax.device_put(key, d)) for d in devices]
-        starts = list(range(0, chains, chunk))
-        total_work, done = chains * generations, 0
+        total_work, done = sum(min(chunk, chains - s) for _, s in mine) * generations, 0
         # Chunks run in waves, one per device; every device gets the same chunk shape, so a chain's
-        # trajectory is the same whichever device (or how many) computed it.
-        for wave in range(0, len(starts), len(devices)):
+        # trajectory is the same whichever device (or how many, in however many processes) computed it.
+        for wave in range(0, len(mine), len(devices)):
             runs = []
-            for start, (dparams, dkey) in zip(starts[wave:wave + len(devices)], placed):
+            for (index, start), (dparams, dkey) in zip(mine[wave:wave + len(devices)], placed):
                 keys, state, info0, info1 = _start(dkey, jnp.uint32(start), dparams, config=config, chunk=chunk,
                                                    per_context=per_context)
-                runs.append(_Run(start, min(chunk, chains - start), keys, state, dparams, [info0, info1]))
+                slot = index // processes if slots else index
+                runs.append(_Run(slot, start, min(chunk, chains - start), keys, state, dparams, [info0, info1],
+                                 width))
             for run in runs:
-                run.collect(2, per_context)
+                run.collect(2, per_context, out)
             done += sum(r.n for r in runs)
             if progress:
                 progress(done, total_work)
@@ -232,32 +351,36 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
                                                per_context=per_context)
                     run.pending.append(info)
                 for run in runs:
-                    run.collect(used, per_context)
+                    run.collect(used, per_context, out)
                 done += sum(r.n * used for r in runs)
                 if progress:
                     progress(done, total_work)
             for run in runs:
-                start, n, state = run.start, run.n, run.state
-                for m in METRIC_NAMES:
-                    arr = np.concatenate(run.block[m], axis=1)
-                    moments[m].update(arr)
-                    if keep_traces:
-                        traces[m][start:start + n] = arr
-                    if per_context:
-                        ctx[m][start:start + n] = np.concatenate(run.cblock[m], axis=1)
-                collapse_time[start:start + n] = np.asarray(state.chain_collapse)[:n]
-                ctx_time[start:start + n] = np.asarray(state.collapse_time)[:n]
-                ctx_token[start:start + n] = np.asarray(state.collapse_token)[:n]
+                state = run.state
+                out.rows(out.collapse_time, run)[:] = np.asarray(state.chain_collapse)[:run.n]
+                out.rows(out.context_time, run)[:] = np.asarray(state.collapse_time)[:run.n]
+                out.rows(out.context_token, run)[:] = np.asarray(state.collapse_token)[:run.n]
                 if keep_final:
                     models = (_resample_models(state, run.params, config=config) if config.sampler == "resample"
                               else state.model)
-                    final[start:start + n] = np.asarray(models)[:n]
+                    out.rows(out.final, run)[:] = np.asarray(models)[:run.n]
+                if out.shared:
+                    for m in METRIC_NAMES:
+                        out.moments[m][run.index] = _pack(run.moments[m])
+                else:
+                    for m in METRIC_NAMES:
+                        _merge(moments[m], run.moments[m])
+        if out.shared:
+            out = _gather(out, starts, processes, chains, moments)
+        traces, ctx, final = out.traces, out.context, out.final
+        collapse_time, ctx_time, ctx_token = out.collapse_time, out.context_time, out.context_token
     settings = {
         "regime": regime.describe(), "kind": regime.kind, "contexts": c, "vocab": v,
         "chains": chains, "generations": generations, "smoothing": float(smoothing),
         "decoding": None if decoding is None else {"temperature": decoding.temperature, "top_k": decoding.top_k,
                                                     "top_p": decoding.top_p},
         "sampler": config.sampler, "chunk_size": chunk, "devices": [str(d) for d in devices],
+        "processes": jax.process_count(),
         "sizes": {"first": params.first.tolist(), "real": params.real.tolist(),
                   "synthetic": params.synthetic.tolist(), "train": params.train.tolist()}
         if c <= 64 else {"first_total": int(params.first.sum()), "real_total": int(params.real.sum()),
@@ -267,3 +390,29 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
                   collapse_time=collapse_time, collapse_token=ctx_token, context_collapse_time=ctx_time,
                   final=final, settings=settings, wall_time=time.perf_counter() - t0, chains=chains,
                   generations=generations)
+
+
+def _gather(out: _Output, starts: list, processes: int, chains: int, moments: dict) -> _Output:
+    """Collect every process's chunks (``process_allgather``) into chain-ordered arrays on every process, and
+    merge the chunks' moments in chain order."""
+    from jax.experimental import multihost_utils
+
+    everything = multihost_utils.process_allgather(out.arrays())
+    full = _Output(chains, 1, 1, 1, 1, keep_traces=False, per_context=False, keep_final=False, slots=None)
+    for k in range(len(starts)):
+        for m in METRIC_NAMES:
+            _merge(moments[m], _unpack(everything["moments"][m][k % processes, k // processes]))
+
+    def order(a):
+        # (P, slots, chunk, ...) -> chunk k = a[k % P, k // P] -> (chains, ...)
+        chunk = a.shape[2]
+        k = np.arange(len(starts))
+        rows = a[k % processes, k // processes]
+        return rows.reshape((len(starts) * chunk,) + a.shape[3:])[:chains]
+    full.traces = ({m: order(v) for m, v in everything["traces"].items()} if "traces" in everything else None)
+    full.context = ({m: order(v) for m, v in everything["context"].items()} if "context" in everything else None)
+    full.final = order(everything["final"]) if "final" in everything else None
+    full.collapse_time = order(everything["collapse_time"])
+    full.context_time = order(everything["context_time"])
+    full.context_token = order(everything["context_token"])
+    return full

@@ -19,6 +19,14 @@ SCRIPT = textwrap.dedent("""
         for m in one.traces:
             assert np.array_equal(one.traces[m], many.traces[m], equal_nan=True), (regime, m)
         assert np.array_equal(one.collapse_time, many.collapse_time)
+        three = jc.simulate(7, p, regime, devices=3, **kw)
+        assert three.settings["devices"] == [str(d) for d in jax.devices()[:3]]
+        assert np.array_equal(one.final, three.final)
+        for m in one.traces:
+            assert np.array_equal(one.traces[m], three.traces[m], equal_nan=True), (regime, m)
+            assert np.array_equal(one.summary[m].mean, three.summary[m].mean, equal_nan=True), (regime, m)
+    from jaxcollapse.cli import main
+    assert main(["run", "--devices", "9", "--chains", "4", "-g", "2", "--quiet", "--no-plots"]) == 2
     print("ok")
 """)
 
@@ -27,3 +35,4 @@ def test_eight_devices_match_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    assert "--devices must be 'all' or a number from 1 to 8" in out.stderr, out.stderr[-3000:]

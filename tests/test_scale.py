@@ -1,0 +1,249 @@
+"""Metrics against a NumPy reference, skipping collapsed chunks, runs across processes, host memory."""
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxcollapse as jc
+from jaxcollapse import kernel, metrics, resample
+
+simulate_module = importlib.import_module("jaxcollapse.simulate")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def reference_metrics(p, p0, p1):
+    """The 8 metrics of ``(..., C, V)`` tables in plain NumPy, per context."""
+    alive = p > 0
+    p0 = np.broadcast_to(p0, p.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lost = ((p0 > 0) & ~alive).any(axis=-1)
+        kl = np.where(lost, np.inf, np.sum(np.where(p0 > 0, p0 * (np.log(np.where(p0 > 0, p0, 1))
+                                                                  - np.log(np.where(alive, p, 1))), 0), axis=-1))
+        return {
+            "collision": (p * p).sum(axis=-1), "max_prob": p.max(axis=-1),
+            "l1_initial": np.abs(p - p0).sum(axis=-1), "l1_first": np.abs(p - p1).sum(axis=-1),
+            "entropy": -np.sum(np.where(alive, p * np.log(np.where(alive, p, 1)), 0), axis=-1),
+            "support": alive.sum(axis=-1).astype(float), "missing_mass": np.where(alive, 0, p0).sum(axis=-1),
+            "kl": kl,
+        }
+
+
+def assert_close_metrics(got, want, what):
+    for name in metrics.METRICS:
+        a, b = np.asarray(got[name], np.float64), np.asarray(want[name], np.float64)
+        assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(np.isnan(a), np.isnan(b)), (what, name)
+        ok = np.isfinite(b)
+        # last-bit rounding of sums of at most a few hundred terms of magnitude <= 100
+        assert np.allclose(a[ok], b[ok], rtol=1e-13, atol=1e-13), (what, name, np.max(np.abs(a[ok] - b[ok])))
+
+
+TABLE = np.zeros((4, 12))
+TABLE[:, :5] = [[0.5, 0.5, 0, 0, 0], [0.2, 0.3, 0.5, 0, 0], [1, 0, 0, 0, 0], [0.1, 0.2, 0.3, 0.2, 0.2]]
+ZIPF = jc.zipf(40, 1.1, support=20)
+RESAMPLE_CASES = [
+    ("fully, per slot", ZIPF, jc.fully_synthetic(30)),
+    ("partially, table", jc.zipf(6, 1.0), jc.partially_synthetic(20, 7)),
+    ("fresh real, per slot", ZIPF, jc.fresh_real(25, 0.4)),
+    ("accumulate, table", jc.zipf(4, 1.0), jc.accumulate(5, 3)),
+    ("4 contexts, per slot", jc.table(TABLE, np.array([0.4, 0.3, 0.0, 0.3])),
+     jc.partially_synthetic(np.array([5, 9, 3, 7]), np.array([2, 3, 1, 4]))),
+    ("4 contexts, table", jc.table(TABLE, np.array([0.4, 0.3, 0.2, 0.1])), jc.fully_synthetic(np.array([30, 12, 3, 20]))),
+]
+
+
+@pytest.mark.parametrize("what,initial,regime", RESAMPLE_CASES, ids=[c[0] for c in RESAMPLE_CASES])
+def test_resample_metrics_match_numpy(x64, what, initial, regime):
+    """The resample kernel's metrics (per slot or on the count table, whichever it picks) equal the plain
+    formulas on the chain's model, generation after generation, to the last bits."""
+    g = 8
+    config, params = kernel.build(initial, regime, generations=g, sampler="resample")
+    assert config.sampler == "resample"
+    assert (config.slots > config.contexts * config.vocab) == what.endswith("table"), config
+    dp = jax.tree.map(jnp.asarray, params)
+
+    def chain(k):
+        def look(s):
+            info = resample.measure(s, dp, config, per_context=True)
+            return {n: info[n + "/context"] for n in metrics.METRICS}, resample.model(s, dp, config), s.first
+
+        def body(s, m):
+            s = resample.next_step(jax.random.fold_in(k, m), s, dp, config)
+            return s, look(s)
+
+        s1 = resample.first_step(k, resample.init(k, dp, config), dp, config)
+        _, rest = jax.lax.scan(body, s1, jnp.arange(2, g + 1))
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), look(s1), rest)
+
+    info, models, first = jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(3), 32))
+    p1 = np.asarray(first).reshape(models.shape) / params.first[:, None]
+    want = reference_metrics(np.asarray(models), np.asarray(params.initial), p1)
+    assert_close_metrics(info, want, what)
+    lost_seen = bool(np.isinf(want["kl"]).any())
+    if regime.kind == "fully_synthetic":
+        assert lost_seen
+
+
+def test_table_metrics_match_numpy(x64):
+    """``metrics.per_context`` (count kernels, generation 0) on random tables with lost tokens, exact models
+    and undefined ``p1``; KL and L1 are exactly 0 at ``p = p0``."""
+    rng = np.random.default_rng(0)
+    p0 = rng.dirichlet(np.ones(30), size=3)
+    p0[:, :5] = 0
+    p0 /= p0.sum(axis=1, keepdims=True)
+    f = jax.jit(metrics.per_context)
+    for trial in range(40):
+        n = int(rng.integers(1, 60))
+        p = p0 if trial == 0 else np.stack([rng.multinomial(n, r) / n for r in p0])
+        p1 = np.full_like(p0, np.nan) if trial % 5 == 0 else np.stack([rng.multinomial(n, r) / n for r in p0])
+        got = f(p, p0, p1)
+        assert_close_metrics(got, reference_metrics(p, p0, p1), trial)
+        if trial == 0:
+            assert np.all(np.asarray(got["kl"]) == 0) and np.all(np.asarray(got["l1_initial"]) == 0)
+
+
+@pytest.mark.parametrize("sampler", ["resample", "tokens"])
+def test_collapsed_chunks_skip_to_identical_results(monkeypatch, sampler):
+    """Fully synthetic chains all collapsed within a chunk are carried forward without sampling or measuring;
+    the result is bit-identical to computing every generation."""
+    p = jc.zipf(6, 1.0, support=4)
+    kw = dict(chains=24, generations=60, chunk_size=8, sampler=sampler, per_context=True)
+    assert simulate_module.frozen_when_collapsed(kernel.build(p, jc.fully_synthetic(3), generations=2)[0])
+    fast = jc.simulate(5, p, jc.fully_synthetic(3), **kw)
+    assert fast.collapsed.all() and fast.collapse_time.max() < 30     # most generations were skipped
+    monkeypatch.setattr(simulate_module, "frozen_when_collapsed", lambda config: False)
+    simulate_module._segment.clear_cache()
+    try:
+        slow = jc.simulate(5, p, jc.fully_synthetic(3), **kw)
+    finally:
+        simulate_module._segment.clear_cache()
+    for name in metrics.METRICS:
+        assert np.array_equal(fast.traces[name], slow.traces[name], equal_nan=True), name
+        assert np.array_equal(fast.context_traces[name], slow.context_traces[name], equal_nan=True), name
+    assert np.array_equal(fast.final, slow.final)
+    assert np.array_equal(fast.collapse_time, slow.collapse_time)
+    assert np.array_equal(fast.collapse_token, slow.collapse_token)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+STUDY = dict(chains=53, generations=7, chunk_size=8, per_context=True, keep_final=True)
+PROCESS = textwrap.dedent("""
+    import sys
+    import jax
+    jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[1], num_processes=2,
+                               process_id=int(sys.argv[2]), initialization_timeout=120)
+    import numpy as np
+    import jaxcollapse as jc
+    r = jc.simulate(11, jc.zipf(30, 1.1, support=12), jc.fully_synthetic(20), **{study})
+    assert r.settings["processes"] == 2 and jax.process_count() == 2
+    arrays = {{"final": r.final, "collapse_time": r.collapse_time, "collapse_token": r.collapse_token,
+              "context_collapse_time": r.context_collapse_time}}
+    for m in r.traces:
+        arrays["trace/" + m] = r.traces[m]
+        arrays["context/" + m] = r.context_traces[m]
+        for f in ("mean", "sd", "ci_low", "ci_high", "n", "infinite"):
+            arrays[f"summary/{{m}}/{{f}}"] = getattr(r.summary[m], f)
+    np.savez(sys.argv[3], **arrays)
+""").format(study=repr(STUDY))
+
+
+def test_two_processes_match_one(tmp_path):
+    """Two processes of a ``jax.distributed`` job on localhost (CPU, gloo) split the 7 chunks 4 + 3; each
+    ends with the whole result, bit-identical to a single-process run: traces, per-context traces, final
+    models, collapse times and tokens, and the summary."""
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, port, str(i), str(tmp_path / f"p{i}.npz")],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    try:
+        one = jc.simulate(11, jc.zipf(30, 1.1, support=12), jc.fully_synthetic(20), **STUDY)
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i, p in enumerate(procs):
+        assert p.returncode == 0, logs[i][-3000:]
+    for i in range(2):
+        with np.load(tmp_path / f"p{i}.npz") as z:
+            assert np.array_equal(z["final"], one.final)
+            assert np.array_equal(z["collapse_time"], one.collapse_time)
+            assert np.array_equal(z["collapse_token"], one.collapse_token)
+            assert np.array_equal(z["context_collapse_time"], one.context_collapse_time)
+            for m in metrics.METRICS:
+                assert np.array_equal(z["trace/" + m], one.traces[m], equal_nan=True), m
+                assert np.array_equal(z["context/" + m], one.context_traces[m], equal_nan=True), m
+                for f in ("mean", "sd", "ci_low", "ci_high", "n", "infinite"):
+                    assert np.array_equal(z[f"summary/{m}/{f}"], getattr(one.summary[m], f), equal_nan=True), (m, f)
+
+
+MEMORY = textwrap.dedent("""
+    import resource, sys
+    import jaxcollapse as jc
+    chains, generations = int(sys.argv[1]), int(sys.argv[2])
+    r = jc.simulate(0, jc.zipf(100, 1.1), jc.fully_synthetic(100), chains=chains, generations=generations,
+                    keep_traces=False, keep_final=False)
+    assert r.traces is None and r.final is None and r.summary["support"].n[-1] == chains
+    # ru_maxrss survives fork and exec (a child of a large test process would report the parent's peak);
+    # VmHWM is this process's own peak resident set.
+    with open("/proc/self/status") as f:
+        hwm = [int(line.split()[1]) for line in f if line.startswith("VmHWM:")]
+    print((hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024)   # bytes
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory read from Linux's /proc")
+def test_million_chains_fit_in_4_gb_and_memory_does_not_grow_with_generations():
+    """1,000,000 chains at vocabulary 100 (n = 100, summary only) peak under 4 GB of host memory; 50,000 chains
+    take the same memory for 21 generations as for 2 (their traces would be 50,000 x 22 x 64 bytes = 70 MB)."""
+    # 2 and 21 generations compile the same one-generation segment, so only the data can differ.
+    runs = {"million": ("1000000", "2"), "short": ("50000", "2"), "long": ("50000", "21")}
+    procs = {k: subprocess.Popen([sys.executable, "-c", MEMORY, *a], env=_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for k, a in runs.items()}
+    peak = {}
+    try:
+        for k, p in procs.items():
+            out, err = p.communicate(timeout=400)
+            assert p.returncode == 0, err[-3000:]
+            peak[k] = int(out.split()[-1])
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    assert peak["million"] < 4e9, peak
+    assert peak["long"] - peak["short"] < 32 * 2**20, peak
+
+
+def test_cli_devices(tmp_path, capsys):
+    from jaxcollapse.cli import main
+
+    base = ["run", "--chains", "6", "-g", "3", "--vocab", "8", "--support", "5", "--quiet", "--no-plots"]
+    for bad in ("0", "-1", "two", str(len(jax.local_devices()) + 1)):
+        assert main(base + ["--devices", bad, "--out", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("jaxcollapse: error: --devices must be 'all' or a number") and "\n" not in err, err
+        assert not (tmp_path / bad).exists()
+    assert main(base + ["--devices", "1", "--out", str(tmp_path / "one")]) == 0
+    run = jc.load_run(str(tmp_path / "one"))
+    assert run.config["devices"] == "1" and len(run.result.settings["devices"]) == 1
+    assert "--devices 1" in run.manifest["command"]
