@@ -469,7 +469,8 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
         sd = np.sqrt(exact_cdf * (1 - exact_cdf) / chains)
-        zs = np.where(sd > 0, (hits / chains - exact_cdf) / sd, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zs = np.where(sd > 0, (hits / chains - exact_cdf) / sd, 0.0)
         headline["P_collapsed_n100_max_abs_z"] = _num(np.max(np.abs(zs)))
     headline["wall_time_s"] = round(time.perf_counter() - t0, 2)
     return _write(out, "fig2", fig, table, headline, pdf)
