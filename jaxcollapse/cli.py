@@ -369,6 +369,30 @@ l1_first, entropy (nats), support (tokens alive), missing_mass, kl (KL(p0||p), n
 """
 
 
+def add_options(parser: argparse.ArgumentParser, skip: set | frozenset = frozenset()) -> None:
+    """Add the flags of ``run`` (the ``OPTIONS`` table, by group) to ``parser``, except the keys in ``skip``."""
+    groups = {}
+    for opt in OPTIONS:
+        if opt.key in skip:
+            continue
+        g = groups.get(opt.group) or groups.setdefault(opt.group, parser.add_argument_group(opt.group))
+        if opt.kind == "bool":
+            if opt.key in ("overwrite", "quiet"):
+                g.add_argument(*opt.flags, dest=opt.key, action="store_true", default=None, help=opt.help)
+            else:
+                g.add_argument(*opt.flags, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
+                               help=opt.help)
+            continue
+        kwargs = {"dest": opt.key, "default": None, "help": opt.help.replace("%(default)s", str(opt.default))}
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+        if opt.kind in ("int", "float"):
+            kwargs["type"] = _number(opt.kind)
+        if opt.metavar:
+            kwargs["metavar"] = opt.metavar
+        g.add_argument(*opt.flags, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Monte Carlo engine for model collapse: recursive training of "
                      "categorical / n-gram language models (Seddik et al., arXiv 2404.05090).")
@@ -384,24 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--config", metavar="FILE.toml", default=None,
                      help="read settings from a TOML file; flags given explicitly override it")
-    groups = {}
-    for opt in OPTIONS:
-        g = groups.get(opt.group) or groups.setdefault(opt.group, run.add_argument_group(opt.group))
-        if opt.kind == "bool":
-            if opt.key in ("overwrite", "quiet"):
-                g.add_argument(*opt.flags, dest=opt.key, action="store_true", default=None, help=opt.help)
-            else:
-                g.add_argument(*opt.flags, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
-                               help=opt.help)
-        else:
-            kwargs = {"dest": opt.key, "default": None, "help": opt.help.replace("%(default)s", str(opt.default))}
-            if opt.choices:
-                kwargs["choices"] = opt.choices
-            if opt.kind in ("int", "float"):
-                kwargs["type"] = _number(opt.kind)
-            if opt.metavar:
-                kwargs["metavar"] = opt.metavar
-            g.add_argument(*opt.flags, **kwargs)
+    add_options(run)
     show = sub.add_parser("show", help="print the summary table and settings of a finished run",
                           description="Print the summary table and settings of a finished run, read back from "
                           "its files.")

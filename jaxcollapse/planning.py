@@ -12,7 +12,6 @@ it and says so), ``--collapsed-by M`` (the proportion of chains collapsed by gen
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -28,27 +27,11 @@ PILOT_CHAINS = 200
 
 
 def add_arguments(parser) -> None:
-    from .cli import OPTIONS, _number
+    from .cli import _number, add_options
 
     parser.add_argument("--config", metavar="FILE.toml", default=None,
                         help="read the study's settings from a TOML file (keys of jaxcollapse run)")
-    groups = {}
-    for opt in OPTIONS:
-        if opt.key in _SKIP:
-            continue
-        g = groups.get(opt.group) or groups.setdefault(opt.group, parser.add_argument_group(opt.group))
-        if opt.kind == "bool":
-            g.add_argument(*opt.flags, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
-                           help=opt.help)
-            continue
-        kwargs = {"dest": opt.key, "default": None, "help": opt.help.replace("%(default)s", str(opt.default))}
-        if opt.choices:
-            kwargs["choices"] = opt.choices
-        if opt.kind in ("int", "float"):
-            kwargs["type"] = _number(opt.kind)
-        if opt.metavar:
-            kwargs["metavar"] = opt.metavar
-        g.add_argument(*opt.flags, **kwargs)
+    add_options(parser, skip=_SKIP)
     p = parser.add_argument_group("plan")
     p.add_argument("--metric", default=None, help="metric whose mean is wanted (collision, max_prob, l1_initial, "
                    "l1_first, entropy, support, missing_mass, kl)")
