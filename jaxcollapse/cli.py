@@ -588,6 +588,9 @@ def resolve(flags: dict, config_path: str | None) -> Plan:
         from .trained import cli_settings
 
         regime = cli_settings(cfg, regime_kind, sizes, res)
+        if cfg.get("traces") is False:
+            warnings.append("--no-traces is not available with --estimator softmax|embedding or --regime "
+                            "autoregressive; the traces are kept")
     else:
         regime = Regime(regime_kind, **sizes)
         warnings += [f"{BY_KEY[k].flags[0]} applies to --estimator softmax|embedding or --regime autoregressive; "
