@@ -36,6 +36,8 @@ class Config(NamedTuple):
       sampler: ``"tokens"`` or ``"binomial"``.
       capacity: token-buffer size of one multinomial call (bounds the draws of one generation).
       pool_capacity: largest pool of one context (accumulate-subsample), else 0.
+      subsample: ``"sequential"`` or ``"sort"``, the accumulate-subsample algorithm
+        (:func:`jaxcollapse.samplers.choose_subsampler`), else ``""``.
       pooled: whether the state keeps a per-chain count table (partially synthetic, accumulate, subsample).
       slots: length of the training-sample list of the ``"resample"`` kernel (:mod:`jaxcollapse.resample`), else 0.
       draws: new samples per generation ``m >= 2`` of the ``"resample"`` kernel (fresh real plus synthetic), else 0.
@@ -55,6 +57,7 @@ class Config(NamedTuple):
     pooled: bool
     slots: int = 0
     draws: int = 0
+    subsample: str = ""
 
 
 class Params(NamedTuple):
@@ -135,14 +138,13 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
         synthetic, real = n_syn, real - n_syn
     window = 0
     pool_capacity = 0
+    subsample = ""
     if kind == "accumulate_subsample":
         train = real if regime.train is None else context_sizes("train", regime.train, w)
         if np.any(train > real):
             raise ConfigError("train must be at most real (N): the first model is fitted on train of the N real samples")
         pool_capacity = int(np.max(real + (generations - 1) * synthetic))
-        if c * pool_capacity > 1 << 28:
-            raise ConfigError(f"accumulate_subsample pool of {pool_capacity} samples per context is too large "
-                              f"(contexts x pool must be <= 2^28); lower generations or sizes")
+        subsample = samplers.choose_subsampler(c, v, int(np.max(train)), pool_capacity)
     elif kind == "most_recent":
         window = regime.window
         if c == 1 and synthetic[0] < window:
@@ -189,7 +191,8 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
                     capacity=capacity if method == "tokens" else 0, pool_capacity=pool_capacity,
                     pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"),
                     slots=int(slots_per_row.sum()),
-                    draws=int((synthetic + (real if kind == "fresh_real" else 0)).sum()) if method == "resample" else 0)
+                    draws=int((synthetic + (real if kind == "fresh_real" else 0)).sum()) if method == "resample" else 0,
+                    subsample=subsample)
     params = Params(
         initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic, train=train,
         smoothing=np.float64(smoothing), temperature=np.float64(decoding.temperature),
@@ -271,7 +274,8 @@ def first_step(key: jax.Array, state: State, params: Params, config: Config) -> 
     if config.pooled:
         pool = counts
     if config.kind == "accumulate_subsample":
-        counts = samplers.hypergeometric_subsample(k_sub, counts, params.train, config.pool_capacity)
+        counts = samplers.hypergeometric_subsample(k_sub, counts, params.train, method=config.subsample,
+                                                   capacity=config.pool_capacity)
         total = params.train
     model = _fit(counts, total, state.model, params, config)
     return _advance(state, model, pool, params, config)
@@ -312,7 +316,8 @@ def next_step(key: jax.Array, state: State, params: Params, config: Config) -> S
             counts, total = pool, pool.sum(axis=1)
         elif kind == "accumulate_subsample":
             pool = pool + synth
-            counts = samplers.hypergeometric_subsample(k_sub, pool, params.train, config.pool_capacity)
+            counts = samplers.hypergeometric_subsample(k_sub, pool, params.train, method=config.subsample,
+                                                       capacity=config.pool_capacity)
             total = params.train
         else:
             raise ConfigError(f"unknown regime {kind!r}")

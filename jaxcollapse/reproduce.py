@@ -714,20 +714,19 @@ def fig6(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
 
 
 REGIMES_SIZE, REGIMES_GENERATIONS = 100, 200
-#: The series of the ``regimes`` figure, by name. "accumulate-subsample" is left out by default: the engine's
-#: subsampling kernel took 288 s for 1,000 chains x 50 generations here (pools of up to 20,000 samples), so
-#: 10,000 chains x 200 generations would take hours; add it to this tuple to run it.
-REGIMES_SERIES = ("fully synthetic", "fresh real, 50% synthetic", "fresh real, 90% synthetic", "accumulate")
+#: The series of the ``regimes`` figure, by name.
+REGIMES_SERIES = ("fully synthetic", "fresh real, 50% synthetic", "fresh real, 90% synthetic", "accumulate",
+                  "accumulate-subsample")
 
 
 def regimes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
             pdf: bool = False) -> dict:
     """Beyond the paper: which data regimes collapse. Zipf(1.1) on 52 tokens, 100 samples per generation,
     200 generations: fully synthetic, fresh real data with a synthetic share of 50% and 90%, accumulate
-    (100 real, 100 synthetic appended per generation) and, when added to ``REGIMES_SERIES``,
-    accumulate-subsample (a training set of 100 drawn from that pool). Plotted: the diversity ``E[1 - σ_m]`` with its exact value where one exists
-    (fully synthetic: Theorem 1; fresh real: ``1 - S_0 - d_m``; accumulate: Gerstgrasser's product) and
-    ``P(collapsed by m)``."""
+    (100 real, 100 synthetic appended per generation) and accumulate-subsample (a training set of 100 drawn
+    without replacement from that pool). Plotted: the diversity ``E[1 - σ_m]`` with its exact value (fully
+    synthetic: Theorem 1; fresh real: ``1 - S_0 - d_m``; accumulate: Gerstgrasser's product;
+    accumulate-subsample: :func:`jaxcollapse.theory.accumulate_subsample_collision`) and ``P(collapsed by m)``."""
     from .regimes import accumulate, accumulate_subsample, fresh_real, fully_synthetic
 
     init = _zipf52()
@@ -748,6 +747,8 @@ def regimes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=No
             return s0 + theory.fresh_real_sq_deviation(p, m, lam, g), None
         if name == "accumulate":
             return 1.0 - theory.accumulate_diversity(p, m, m, g), None
+        if name == "accumulate-subsample":
+            return theory.accumulate_subsample_collision(p, m, m, m, g), None
         return None, None
 
     return _curves("regimes", 7, out, f"Data regimes · {m} samples per generation · zipf(1.1) on 52 tokens", runs,

@@ -359,6 +359,10 @@ def theory_for(settings: dict, initial: Initial | None, generations: int) -> The
                                      "--")]
     elif kind == "accumulate":
         curves["collision"] = [Curve("exact (accumulate)", 1.0 - theory.accumulate_diversity(p, big_n, n, g))]
+    elif kind == "accumulate_subsample" and sizes.get("train"):
+        train = int(sizes["train"][0])
+        curves["collision"] = [Curve("exact (accumulate-subsample)",
+                                     theory.accumulate_subsample_collision(p, big_n, n, train, g))]
     else:
         return none._replace(note=f"no closed form for the reported metrics of {kind}")
     return Theory(curves, collapse, "")

@@ -490,7 +490,57 @@ def multinomial(key: jax.Array, weights: jax.Array, sizes: jax.Array, *, method:
     raise ValueError(f"sampler must be one of {SAMPLERS[2:]}, got {method!r}")
 
 
-def hypergeometric_subsample(key: jax.Array, pool: jax.Array, draws: jax.Array, capacity: int) -> jax.Array:
+SUBSAMPLERS = ("sequential", "sort")
+
+
+def choose_subsampler(contexts: int, vocab: int, train: int, pool: int) -> str:
+    """Pick the subsampling algorithm of the accumulate-subsample regime from static sizes: ``"sequential"``
+    costs about ``min(train, pool - train) · vocab`` per row, ``"sort"`` about ``pool · log2(pool)`` and a
+    buffer of ``contexts · pool`` items."""
+    steps = min(train, max(pool - train, 0))
+    sort_cost = 4 * pool * max(1, math.ceil(math.log2(max(pool, 2))))
+    if steps * max(vocab, 1) <= sort_cost or contexts * pool > 1 << 28:
+        return "sequential"
+    return "sort"
+
+
+def hypergeometric_sequential(key: jax.Array, pool: jax.Array, draws: jax.Array) -> jax.Array:
+    """Counts ``(rows, vocab)`` of ``draws[r]`` items drawn without replacement from row ``r``'s pool.
+
+    Args:
+      pool: ``(rows, vocab)`` int64 item counts of each row's pool.
+      draws: ``(rows,)`` int64, at most the pool's size.
+
+    Items are taken one at a time, each uniformly among the items left (inverse CDF on the integer
+    cumulative counts of what is left, so no rounding ever biases a token). When ``draws[r]`` is more than
+    half the pool, the ``pool - draws`` items left out are drawn instead. Step ``t`` uses the uniform of
+    ``fold_in(key, t)``, so a row's counts do not depend on the rows it is batched with; the loop runs
+    ``max_r min(draws[r], pool[r] - draws[r])`` steps, each O(vocab) per row.
+    """
+    pool = jnp.asarray(pool, jnp.int64)
+    draws = jnp.asarray(draws, jnp.int64)
+    rows, vocab = pool.shape
+    cdf = jnp.cumsum(pool, axis=1)
+    size = cdf[:, -1]
+    complement = 2 * draws > size
+    steps = jnp.where(complement, size - draws, draws)
+    iota = jnp.arange(vocab, dtype=jnp.int64)
+
+    def body(state):
+        t, cdf = state
+        u = jax.random.uniform(jax.random.fold_in(key, t), (rows,), dtype=jnp.float64)
+        left = size - t
+        pos = jnp.minimum(jnp.floor(u * left.astype(jnp.float64)).astype(jnp.int64), left - 1)
+        tok = jnp.sum(cdf <= pos[:, None], axis=1)
+        take = (iota[None, :] >= tok[:, None]) & (t < steps)[:, None]
+        return t + 1, cdf - take.astype(jnp.int64)
+
+    _, cdf = lax.while_loop(lambda s: s[0] < jnp.max(steps, initial=0), body, (jnp.int64(0), cdf))
+    left = jnp.diff(cdf, axis=1, prepend=jnp.zeros((rows, 1), jnp.int64))
+    return jnp.where(complement[:, None], left, pool - left)
+
+
+def hypergeometric_sort(key: jax.Array, pool: jax.Array, draws: jax.Array, capacity: int) -> jax.Array:
     """Counts ``(rows, vocab)`` of ``draws[r]`` items drawn without replacement from row ``r``'s pool.
 
     Args:
@@ -499,7 +549,8 @@ def hypergeometric_subsample(key: jax.Array, pool: jax.Array, draws: jax.Array, 
       capacity: static bound on the largest pool size of any row.
 
     Every pool item gets an independent uniform key; the ``draws[r]`` smallest keys of a row are taken
-    (a uniformly random subset), and each taken item is mapped back to its token.
+    (a uniformly random subset), and each taken item is mapped back to its token. Cost O(capacity · log
+    capacity) per row whatever ``draws``.
     """
     rows, vocab = pool.shape
     sizes = pool.sum(axis=1)
@@ -516,3 +567,14 @@ def hypergeometric_subsample(key: jax.Array, pool: jax.Array, draws: jax.Array, 
     tok = _row_search(cdf, row, pos_sorted.astype(jnp.float64))
     flat = jnp.zeros(rows * vocab, jnp.int64).at[row * vocab + tok].add(take.astype(jnp.int64))
     return flat.reshape(rows, vocab)
+
+
+def hypergeometric_subsample(key: jax.Array, pool: jax.Array, draws: jax.Array, *, method: str,
+                             capacity: int = 0) -> jax.Array:
+    """Multivariate hypergeometric counts by ``method`` (``"sequential"`` or ``"sort"``, see
+    :func:`choose_subsampler`); ``capacity`` bounds the pool size for ``"sort"``."""
+    if method == "sequential":
+        return hypergeometric_sequential(key, pool, draws)
+    if method == "sort":
+        return hypergeometric_sort(key, pool, draws, capacity)
+    raise ValueError(f"subsampler must be one of {SUBSAMPLERS}, got {method!r}")

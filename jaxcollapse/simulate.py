@@ -51,7 +51,8 @@ def bytes_per_chain(config: kernel.Config) -> int:
         rows = config.contexts * (max(config.window, 1) if config.kind == "most_recent" else 2)
         width = 1 << max(1, math.ceil(math.log2(max(config.vocab, 2))))
         total += 8 * 24 * rows * width
-    total += 48 * config.contexts * config.pool_capacity
+    if config.subsample == "sort":
+        total += 48 * config.contexts * config.pool_capacity
     return total
 
 

@@ -535,6 +535,35 @@ def accumulate_diversity_limit(p, N, n) -> float:
     return float((1.0 - 1.0 / N) * u * math.exp(log_prod))
 
 
+def accumulate_subsample_collision(p, N, n, train, generations) -> np.ndarray:
+    """Expected collision ``S_m = E σ_m`` in the accumulate-subsample regime for ``m = 0..G`` (array ``(G+1,)``):
+    the pool holds ``N`` real samples plus ``n`` synthetic samples appended per generation, and model ``m`` is
+    fitted on ``train`` samples drawn without replacement from the pool of size ``P_m = N + (m-1)n``.
+
+    Exact (E): with ``a_m = E[Σ_i A_i² / P_m²]`` for the pool counts ``A``, ``a_1 = 1/N + (1 - 1/N) S_0`` and
+    ``S_m = a_m + c_m (1 - a_m)``, ``c_m = (P_m - train) / (train (P_m - 1))`` (the hypergeometric variance),
+    and appending ``Y ~ Mult(n, p^(m))`` gives ``P_{m+1}² a_{m+1} = (P_m² + 2n P_m) a_m + n + n(n-1) S_m``.
+    Every step is linear in ``a_m``, so the expectation closes. With ``train = P_m`` it is the accumulate
+    regime (``1 - accumulate_diversity``)."""
+    p = _check_p(p)
+    N = _check_size("N", N)
+    n = _check_size("n", n)
+    k = _check_size("train", train)
+    if k > N:
+        raise ValueError(f"train must be at most N ({N}), got {k}")
+    g = _check_generations(generations)
+    s0 = float(np.dot(p, p))
+    out = np.empty(g + 1)
+    out[0] = s0
+    a, size = 1.0 / N + (1.0 - 1.0 / N) * s0, float(N)
+    for m in range(1, g + 1):
+        c = (size - k) / (k * (size - 1.0)) if size > 1 else 0.0
+        out[m] = a + c * (1.0 - a)
+        a = ((size * size + 2.0 * n * size) * a + n + n * (n - 1.0) * out[m]) / (size + n) ** 2
+        size += n
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------
 # missing mass
 # ----------------------------------------------------------------------------------------------------------

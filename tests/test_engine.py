@@ -81,6 +81,16 @@ def test_accumulate_exact_diversity(sampler):
                 what="E collision (accumulate)")
 
 
+@pytest.mark.parametrize("big_n, n, train", [(15, 10, 12), (8, 3, 2)])
+def test_accumulate_subsample_exact_collision(big_n, n, train):
+    g = 30
+    r = jc.simulate(21, P, jc.accumulate_subsample(big_n, n, train=train), chains=20000, generations=g)
+    assert r.settings["sizes"]["train"] == [train]
+    assert_mean(r.traces["collision"][:, CHECK],
+                theory.accumulate_subsample_collision(P, big_n, n, train, g)[CHECK],
+                what="E collision (accumulate-subsample)")
+
+
 @pytest.mark.parametrize("regime", [
     jc.accumulate_subsample(15, 10, train=12),
     jc.most_recent(12, 3),

@@ -88,18 +88,58 @@ def test_choose_sampler_rule():
     assert samplers.choose_sampler("binomial", 1, 1000, 100) == "binomial"
 
 
-def test_hypergeometric_subsample_moments(x64):
-    pool = np.array([[6, 0, 3, 1], [2, 2, 0, 0]])
-    draws = np.array([4, 4])
-    f = jax.jit(jax.vmap(lambda k: samplers.hypergeometric_subsample(k, jnp.asarray(pool), jnp.asarray(draws), 10)))
+@pytest.mark.parametrize("method", samplers.SUBSAMPLERS)
+def test_hypergeometric_subsample_moments(x64, method):
+    pool = np.array([[6, 0, 3, 1], [2, 2, 0, 0], [0, 0, 0, 0]])
+    draws = np.array([4, 4, 0])
+    f = jax.jit(jax.vmap(lambda k: samplers.hypergeometric_subsample(
+        k, jnp.asarray(pool), jnp.asarray(draws), method=method, capacity=10)))
     counts = np.asarray(f(jax.random.split(jax.random.key(0), 4000)))
     assert np.all(counts.sum(axis=2) == draws)
-    assert np.all(counts <= pool) and np.all(counts[:, 1] == pool[1])
+    assert np.all(counts <= pool) and np.all(counts[:, 1] == pool[1]) and np.all(counts[:, 2] == 0)
     big, size, s = pool[0].astype(float), 10.0, 4.0
     frac = big / size
     assert_mean(counts[:, 0].astype(float), s * frac, what="hypergeometric mean")
     var = s * frac * (1 - frac) * (size - s) / (size - 1)
     assert_mean((counts[:, 0] - s * frac) ** 2, var, what="hypergeometric variance")
+
+
+@pytest.mark.parametrize("method", samplers.SUBSAMPLERS)
+@pytest.mark.parametrize("draws", [3, 6])
+def test_hypergeometric_subsample_pmf_chi_square(x64, method, draws):
+    """The joint counts follow prod_i C(pool_i, k_i) / C(size, draws) (draws = 6 of 9 takes the sequential
+    sampler's complement path). Pearson chi-square over every outcome, false-failure probability 1e-3 each."""
+    import scipy.stats as st
+    from math import comb
+
+    pool = np.array([3, 2, 0, 4])
+    size, reps = int(pool.sum()), 20000
+    f = jax.jit(jax.vmap(lambda k: samplers.hypergeometric_subsample(
+        k, jnp.asarray(pool[None]), jnp.asarray([draws]), method=method, capacity=size)[0]))
+    counts = np.asarray(f(jax.random.split(jax.random.key(draws), reps)))
+    outcomes = [k for k in itertools.product(*(range(c + 1) for c in pool)) if sum(k) == draws]
+    probs = np.array([np.prod([comb(int(c), j) for c, j in zip(pool, k)]) for k in outcomes]) / comb(size, draws)
+    assert np.isclose(probs.sum(), 1.0)
+    index = {k: i for i, k in enumerate(outcomes)}
+    observed = np.bincount([index[tuple(int(x) for x in row)] for row in counts], minlength=len(outcomes))
+    assert observed.sum() == reps
+    assert st.chisquare(observed, probs * reps).pvalue > 1e-3
+
+
+def test_hypergeometric_sequential_rows_do_not_depend_on_the_batch(x64):
+    """A row's counts depend only on its key and pool: the same row alone and batched with a larger pool
+    (which makes the loop run longer) gives the same counts."""
+    key = jax.random.key(3)
+    alone = samplers.hypergeometric_sequential(key, jnp.asarray([[5, 7, 1]]), jnp.asarray([4]))
+    both = samplers.hypergeometric_sequential(key, jnp.asarray([[5, 7, 1], [40, 30, 30]]), jnp.asarray([4, 45]))
+    assert np.array_equal(np.asarray(alone[0]), np.asarray(both[0]))
+    assert int(both[1].sum()) == 45
+
+
+def test_subsampler_rule():
+    assert samplers.choose_subsampler(1, 52, 100, 20100) == "sequential"
+    assert samplers.choose_subsampler(1, 50000, 10000, 20000) == "sort"
+    assert samplers.choose_subsampler(1, 50000, 10000, 1 << 29) == "sequential"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -352,3 +352,35 @@ def test_mc_missing_mass():
         seen = rng.multinomial(t, rows(P8)) > 0
         assert_mc(np.sum(np.where(seen, 0.0, P8), axis=1), e, f"missing mass after {t}")  # 3 assertions
 
+
+
+@pytest.mark.parametrize("N, n, k", [(4, 3, 2), (5, 2, 5), (3, 4, 1)])
+def test_accumulate_subsample_collision_matches_exact_markov_chain(N, n, k):
+    """Two tokens: the pool's count of token 0 is a Markov chain (hypergeometric training set of k, then
+    Binomial(n, X/k) appended); propagating its exact law gives E sigma_m, which the closed recursion must equal."""
+    from scipy import stats
+
+    p = np.array([0.3, 0.7])
+    g = 6
+    law = {a: stats.binom.pmf(a, N, p[0]) for a in range(N + 1)}
+    size, expected = N, [float(p @ p)]
+    for _ in range(g):
+        sigma, nxt = 0.0, {}
+        for a, w in law.items():
+            for x in range(k + 1):
+                wx = w * stats.hypergeom.pmf(x, size, a, k)
+                if wx == 0:
+                    continue
+                q = x / k
+                sigma += wx * (q * q + (1 - q) * (1 - q))
+                for y in range(n + 1):
+                    nxt[a + y] = nxt.get(a + y, 0.0) + wx * stats.binom.pmf(y, n, q)
+        expected.append(sigma)
+        law, size = nxt, size + n
+    assert np.allclose(th.accumulate_subsample_collision(p, N, n, k, g), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_accumulate_subsample_collision_checks_train():
+    assert th.accumulate_subsample_collision([0.5, 0.5], 4, 2, 4, 1)[1] == pytest.approx(1 / 4 + 0.75 * 0.5)
+    with pytest.raises(ValueError, match="train"):
+        th.accumulate_subsample_collision([0.5, 0.5], 4, 2, 5, 3)
