@@ -8,7 +8,7 @@ and ``out/NAME.json`` (headline numbers, also returned). ``scale`` multiplies th
 The CSV has one value per row: ``figure, series, x_name, x, quantity, kind, value, ci_low, ci_high, se,
 chains, z``. ``kind`` is ``simulated`` (a mean over chains with its 95% t-interval, or a proportion with its
 Wilson interval; ``se`` its standard error) or the name of a theory curve (``exact``, ``printed``,
-``bound_lower``, ``bound_upper``, ``littler``, ``cauchy_schwarz``); ``z = (simulated - exact) / se`` on the
+``bound_lower``, ``bound_upper``, ``littler``, ``cauchy_schwarz``, ``recursion_bound``); ``z = (simulated - exact) / se`` on the
 simulated rows that have an exact curve.
 
 Distributions with a support smaller than the vocabulary are simulated on their support only: a token of
@@ -506,6 +506,8 @@ def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
     r_l1 = table.mean(name, "generation", gens[1:], "l1_from_first", l1)
     cs = np.sqrt(np.count_nonzero(p) * exact_dev)
     table.add(name, "generation", gens[1:], "l1_from_first", "cauchy_schwarz", cs)
+    rb = theory.partial_l1_bound(p, N, n)
+    table.add(name, "generation", gens[1:], "l1_from_first", "recursion_bound", np.full(g, rb))
     cmp_c = _compare(coll, corrected)
     cmp_p = _compare(coll, printed)
     cmp_d = _compare(dev, exact_dev)
@@ -519,7 +521,7 @@ def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
          "sq_deviation_limit": _num(theory.partial_deviation_limit(p, N, n)),
          "l1_from_first_final": _num(r_l1.mean[-1]), "l1_from_first_final_ci": [_num(r_l1.ci_low[-1]),
                                                                                _num(r_l1.ci_high[-1])],
-         "l1_cauchy_schwarz_bound_final": _num(cs[-1]),
+         "l1_cauchy_schwarz_bound_final": _num(cs[-1]), "l1_recursion_bound": _num(rb),
          "test_corrected_theorem2": _test(cmp_c), "test_printed_theorem2": _test(cmp_p),
          "test_sq_deviation": _test(cmp_d),
          "printed_minus_corrected_in_se": {"max": _num(np.nanmax(np.abs(cmp_p.z - cmp_c.z))),
@@ -560,7 +562,8 @@ def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     generation for ``n`` in ``FIG3_NS`` (chosen: the paper says "several n"), 50 generations, Zipf(1.1) on 52
     tokens (``S_0 = 0.0998``). Plotted: ``E σ_m`` against Theorem 2 (corrected, exact) and as printed; the
     squared L2 deviation from ``p^(1)`` against its exact value; the L1 deviation from ``p^(1)`` with the
-    bound ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``)."""
+    bounds ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``) and ``√(n s̃)/N``
+    (:func:`jaxcollapse.theory.partial_l1_bound`), in the CSV."""
     scale = _check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)

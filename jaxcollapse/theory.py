@@ -430,6 +430,19 @@ def partial_deviation_limit(p, N, n) -> float:
     return n * (1.0 - 1.0 / N) * u / (N * N + 2.0 * N * n + n)
 
 
+def partial_l1_bound(p, N, n) -> float:
+    """A bound on ``E‖p^(m) - p^(1)‖₁`` valid for every ``m`` in the partially synthetic regime,
+    ``√(n s̃) / N`` with ``s̃ = |support of p|``, a float (B, bound).
+
+    ``p^(m) - p^(1) = α(q_m - p^(m-1)) + α(p^(m-1) - p^(1))`` with ``q_m`` the frequencies of the ``n`` synthetic
+    samples and ``α = n/(N+n)``; ``E‖q_m - p^(m-1)‖₁ ≤ Σ_i √(p_i(1-p_i)/n) ≤ √(s̃/n)`` (Jensen, Cauchy–Schwarz,
+    the support of ``p^(m-1)`` within that of ``p``), so the drift is at most ``(α/(1-α)) √(s̃/n)``."""
+    p = _check_p(p)
+    N = _check_size("N", N)
+    n = _check_size("n", n)
+    return math.sqrt(n * _support(p)) / N
+
+
 def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarray:
     """Expected collision probability ``S_m = E σ_m`` in the partially synthetic regime for ``m = 0..G``
     (array ``(G+1,)``): ``S_0 = Σ p_i²`` and, for ``m >= 0``, ``S_{m+1} = {(1/N)[1 + 2α - (1-1/N)αβ^m] +

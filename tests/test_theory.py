@@ -384,3 +384,9 @@ def test_accumulate_subsample_collision_checks_train():
     assert th.accumulate_subsample_collision([0.5, 0.5], 4, 2, 4, 1)[1] == pytest.approx(1 / 4 + 0.75 * 0.5)
     with pytest.raises(ValueError, match="train"):
         th.accumulate_subsample_collision([0.5, 0.5], 4, 2, 5, 3)
+
+
+def test_partial_l1_bound():
+    assert th.partial_l1_bound(np.r_[np.full(4, 0.25), np.zeros(3)], 10, 9) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="N"):
+        th.partial_l1_bound([0.5, 0.5], 0, 3)
