@@ -562,7 +562,7 @@ def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     generation for ``n`` in ``FIG3_NS`` (chosen: the paper says "several n"), 50 generations, Zipf(1.1) on 52
     tokens (``S_0 = 0.0998``). Plotted: ``E σ_m`` against Theorem 2 (corrected, exact) and as printed; the
     squared L2 deviation from ``p^(1)`` against its exact value; the L1 deviation from ``p^(1)`` with the
-    bounds ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``) and ``√(n s̃)/N``
+    bounds ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``) and ``√(n (k - 1))/N``
     (:func:`jaxcollapse.theory.partial_l1_bound`), in the CSV."""
     scale = _check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)

@@ -512,7 +512,8 @@ def hypergeometric_sequential(key: jax.Array, pool: jax.Array, draws: jax.Array)
       draws: ``(rows,)`` int64, at most the pool's size.
 
     Items are taken one at a time, each uniformly among the items left (inverse CDF on the integer
-    cumulative counts of what is left, so no rounding ever biases a token). When ``draws[r]`` is more than
+    cumulative counts of what is left; the only rounding is the 2^-52 grid of the float64 uniform, a relative
+    bias below ``pool / 2^52``). When ``draws[r]`` is more than
     half the pool, the ``pool - draws`` items left out are drawn instead. Step ``t`` uses the uniform of
     ``fold_in(key, t)``, so a row's counts do not depend on the rows it is batched with; the loop runs
     ``max_r min(draws[r], pool[r] - draws[r])`` steps, each O(vocab) per row.

@@ -431,16 +431,18 @@ def partial_deviation_limit(p, N, n) -> float:
 
 
 def partial_l1_bound(p, N, n) -> float:
-    """A bound on ``E‖p^(m) - p^(1)‖₁`` valid for every ``m`` in the partially synthetic regime,
-    ``√(n s̃) / N`` with ``s̃ = |support of p|``, a float (B, bound).
+    """A bound on ``E‖p^(m) - p^(1)‖₁`` valid for every ``m`` in the partially synthetic regime without
+    smoothing or decoding, ``√(n (k - 1)) / N`` with ``k = min(|support of p|, N)``, a float (B, bound).
 
     ``p^(m) - p^(1) = α(q_m - p^(m-1)) + α(p^(m-1) - p^(1))`` with ``q_m`` the frequencies of the ``n`` synthetic
-    samples and ``α = n/(N+n)``; ``E‖q_m - p^(m-1)‖₁ ≤ Σ_i √(p_i(1-p_i)/n) ≤ √(s̃/n)`` (Jensen, Cauchy–Schwarz,
-    the support of ``p^(m-1)`` within that of ``p``), so the drift is at most ``(α/(1-α)) √(s̃/n)``."""
+    samples and ``α = n/(N+n)``; ``E[q_m | p^(m-1)] = p^(m-1)``, whose support lies within that of ``p^(1)``
+    (at most ``k`` tokens), so ``E‖q_m - p^(m-1)‖₁ ≤ Σ_i √(p_i(1-p_i)/n) ≤ √((k-1)/n)`` (Jensen,
+    Cauchy–Schwarz, ``Σ p_i² ≥ 1/k``) and the drift is at most ``(α/(1-α)) √((k-1)/n)``. It needs no exact
+    result, and is looser than ``√(s̃ · E‖p^(m) - p^(1)‖₂²)`` computed from the exact L2 deviation."""
     p = _check_p(p)
     N = _check_size("N", N)
     n = _check_size("n", n)
-    return math.sqrt(n * _support(p)) / N
+    return math.sqrt(n * (min(_support(p), N) - 1)) / N
 
 
 def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarray:
@@ -556,8 +558,8 @@ def accumulate_subsample_collision(p, N, n, train, generations) -> np.ndarray:
     Exact (E): with ``a_m = E[Σ_i A_i² / P_m²]`` for the pool counts ``A``, ``a_1 = 1/N + (1 - 1/N) S_0`` and
     ``S_m = a_m + c_m (1 - a_m)``, ``c_m = (P_m - train) / (train (P_m - 1))`` (the hypergeometric variance),
     and appending ``Y ~ Mult(n, p^(m))`` gives ``P_{m+1}² a_{m+1} = (P_m² + 2n P_m) a_m + n + n(n-1) S_m``.
-    Every step is linear in ``a_m``, so the expectation closes. With ``train = P_m`` it is the accumulate
-    regime (``1 - accumulate_diversity``)."""
+    Every step is linear in ``a_m``, so the expectation closes. Without the subsampling term (``c_m = 0``)
+    the recursion is the accumulate regime's (``1 - accumulate_diversity``)."""
     p = _check_p(p)
     N = _check_size("N", N)
     n = _check_size("n", n)

@@ -126,14 +126,18 @@ def test_hypergeometric_subsample_pmf_chi_square(x64, method, draws):
     assert st.chisquare(observed, probs * reps).pvalue > 1e-3
 
 
-def test_hypergeometric_sequential_rows_do_not_depend_on_the_batch(x64):
-    """A row's counts depend only on its key and pool: the same row alone and batched with a larger pool
-    (which makes the loop run longer) gives the same counts."""
-    key = jax.random.key(3)
-    alone = samplers.hypergeometric_sequential(key, jnp.asarray([[5, 7, 1]]), jnp.asarray([4]))
-    both = samplers.hypergeometric_sequential(key, jnp.asarray([[5, 7, 1], [40, 30, 30]]), jnp.asarray([4, 45]))
-    assert np.array_equal(np.asarray(alone[0]), np.asarray(both[0]))
-    assert int(both[1].sum()) == 45
+def test_hypergeometric_sequential_chains_do_not_depend_on_the_batch(x64):
+    """A chain's counts depend only on its key and pools: alone, and vmapped with chains whose pools make the
+    (batched) loop run longer or take the complement path, it draws the same counts."""
+    keys = jax.random.split(jax.random.key(3), 3)
+    pools = jnp.asarray([[[5, 7, 1], [2, 0, 9]], [[40, 30, 30], [1, 1, 1]], [[3, 3, 3], [60, 0, 5]]])
+    draws = jnp.asarray([[4, 3], [45, 2], [1, 50]])
+    f = lambda k, pool, d: samplers.hypergeometric_sequential(k, pool, d)
+    batched = np.asarray(jax.jit(jax.vmap(f))(keys, pools, draws))
+    for i in range(3):
+        alone = np.asarray(jax.jit(f)(keys[i], pools[i], draws[i]))
+        assert np.array_equal(alone, batched[i])
+        assert np.array_equal(alone.sum(axis=1), np.asarray(draws[i])) and np.all(alone <= np.asarray(pools[i]))
 
 
 def test_subsampler_rule():

@@ -387,6 +387,7 @@ def test_accumulate_subsample_collision_checks_train():
 
 
 def test_partial_l1_bound():
-    assert th.partial_l1_bound(np.r_[np.full(4, 0.25), np.zeros(3)], 10, 9) == pytest.approx(0.6)
+    assert th.partial_l1_bound(np.r_[np.full(4, 0.25), np.zeros(3)], 10, 12) == pytest.approx(0.6)
+    assert th.partial_l1_bound(np.full(50, 0.02), 5, 20) == pytest.approx(math.sqrt(20 * 4) / 5)
     with pytest.raises(ValueError, match="N"):
         th.partial_l1_bound([0.5, 0.5], 0, 3)
