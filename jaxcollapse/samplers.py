@@ -513,10 +513,10 @@ def hypergeometric_sequential(key: jax.Array, pool: jax.Array, draws: jax.Array)
 
     Items are taken one at a time, each uniformly among the items left (inverse CDF on the integer
     cumulative counts of what is left; the only rounding is the 2^-52 grid of the float64 uniform, a relative
-    bias below ``pool / 2^52``). When ``draws[r]`` is more than
-    half the pool, the ``pool - draws`` items left out are drawn instead. Step ``t`` uses the uniform of
-    ``fold_in(key, t)``, so a row's counts do not depend on the rows it is batched with; the loop runs
-    ``max_r min(draws[r], pool[r] - draws[r])`` steps, each O(vocab) per row.
+    bias below ``pool / 2^52``). When ``draws[r]`` is more than half the pool, the ``pool - draws`` items left
+    out are drawn instead. Step ``t`` uses the uniforms of ``fold_in(key, t)``, so under ``vmap`` a chain's
+    counts do not depend on the chains it is batched with; the loop runs ``max_r min(draws[r], pool[r] -
+    draws[r])`` steps, each O(vocab) per row.
     """
     pool = jnp.asarray(pool, jnp.int64)
     draws = jnp.asarray(draws, jnp.int64)
