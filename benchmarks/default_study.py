@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import jaxcollapse as jc
-from jaxcollapse.bench import METRIC_ORDER, np_metrics
+from jaxcollapse.bench.suite import METRIC_ORDER, np_metrics
 
 
 def numpy_reference(p0: np.ndarray, n: int, chains: int, generations: int, seed: int) -> float:

@@ -24,7 +24,7 @@ import jax
 
 import jaxcollapse as jc
 
-S = importlib.import_module("jaxcollapse.sweep")
+S = importlib.import_module("jaxcollapse.sweeps.sweep")
 
 
 def main(argv=None) -> int:

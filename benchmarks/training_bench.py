@@ -19,7 +19,7 @@ import jax
 
 import jaxcollapse as jc
 from jaxcollapse import text_study
-from jaxcollapse.trained import Training, simulate_trained
+from jaxcollapse.core.trained import Training, simulate_trained
 
 
 def settings():

@@ -19,8 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcollapse import cli, results_io
-from jaxcollapse.results_io import load_run, save_result
+from jaxcollapse.cli import main as cli
+from jaxcollapse.io import rundir as results_io
+from jaxcollapse.io.rundir import load_run, save_result
 
 SMALL = ["--vocab", "50", "--support", "20", "-n", "50", "--chains", "200", "--generations", "20", "--seed", "3"]
 SMALL_TOML = 'vocab = 50\nsupport = 20\nsynthetic = 50\nchains = 200\ngenerations = 20\nseed = 3\n'

@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcollapse import cli
-from jaxcollapse.corpus import UNK, load_corpus, ngram_model, show_label, tokenize
+from jaxcollapse.cli import main as cli
+from jaxcollapse.io.corpus import UNK, load_corpus, ngram_model, show_label, tokenize
 from jaxcollapse.errors import ConfigError
-from jaxcollapse.results_io import load_run
+from jaxcollapse.io.rundir import load_run
 
 
 def markov_text(n: int = 3000, seed: int = 0) -> str:

@@ -19,7 +19,7 @@ SCALE = "0.003"
 
 
 def test_there_is_a_notebook_per_figure():
-    from jaxcollapse.reproduce import FIGURES
+    from jaxcollapse.studies.paper import FIGURES
 
     names = {p.stem.split("-")[0] for p in NOTEBOOKS}
     assert {f for f in FIGURES if f.startswith("fig")} <= names

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxcollapse import cli, reproduce, theory, uniform
+from jaxcollapse.cli import main as cli
+from jaxcollapse import reproduce, theory, uniform
 
 FAIL_PROB = 1e-3
 

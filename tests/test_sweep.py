@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import jaxcollapse as jc
-from jaxcollapse import cli
+from jaxcollapse.cli import main as cli
 from jaxcollapse.errors import ConfigError
 
-S = importlib.import_module("jaxcollapse.sweep")
+S = importlib.import_module("jaxcollapse.sweeps.sweep")
 phase = importlib.import_module("jaxcollapse.phase")
 
 BASE = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, "points_per_call": 1,
@@ -160,7 +160,7 @@ def test_kill_9_and_resume_equal_uninterrupted(tmp_path):
 EIGHT = textwrap.dedent("""
     import importlib, jax, numpy as np
     import jaxcollapse as jc
-    S = importlib.import_module("jaxcollapse.sweep")
+    S = importlib.import_module("jaxcollapse.sweeps.sweep")
     assert len(jax.devices()) == 8
     spec = {"chains": 11, "generations": 7, "seed": 1, "vocab": 30, "support": 12, "points_per_call": 2,
             "grid": {"regime": ["fresh_real"], "size": [3, 6], "fraction": [0.5, 1.0]}}

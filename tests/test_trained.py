@@ -19,9 +19,10 @@ import pytest
 from stats import assert_mean, assert_proportion
 
 import jaxcollapse as jc
-from jaxcollapse import cli, theory
+from jaxcollapse.cli import main as cli
+from jaxcollapse import theory
 from jaxcollapse import trained as T
-from jaxcollapse.autoregressive import autoregressive, context_tokens, generate, transitions
+from jaxcollapse.core.autoregressive import autoregressive, context_tokens, generate, transitions
 from jaxcollapse.errors import ConfigError
 
 COUNTS = np.array([[5, 3, 2, 0, 0, 0], [0, 1, 1, 8, 0, 0], [2, 2, 2, 2, 2, 0]])
@@ -199,7 +200,7 @@ def test_cli_runs_trained_and_autoregressive(tmp_path, capsys):
 
 
 def test_fig5_writes_figure_table_and_headline(tmp_path):
-    from jaxcollapse.text_study import fig5
+    from jaxcollapse.studies.text import fig5
 
     text = "the cat sat on the mat, the dog ate the hat. " * 30
     head = fig5(tmp_path, scale=0.01, text=text, order=2, generations=2, contexts_sampled=50,

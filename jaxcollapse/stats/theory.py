@@ -32,7 +32,7 @@ from scipy import linalg as _linalg
 from scipy import special as _special
 from scipy import stats as _stats
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 
 __all__ = [
     "collision",

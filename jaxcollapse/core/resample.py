@@ -26,7 +26,7 @@ from .metrics import per_context as per_context_table
 from .metrics import weighted
 
 if TYPE_CHECKING:
-    from .kernel import Config, Params
+    from .count import Config, Params
 
 
 class ResampleState(NamedTuple):

@@ -28,8 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import analysis, theory
-from .errors import ConfigError
+from ..stats import analysis
+
+from ..stats import theory
+from ..errors import ConfigError
 
 #: Chains per experiment where the paper used 100 runs.
 CHAINS = 10_000
@@ -47,7 +49,7 @@ def _scaled(base: int, scale: float, low: int) -> int:
 
 
 def _check_scale(scale) -> float:
-    from .errors import check_float
+    from ..errors import check_float
 
     return check_float("scale", scale, low=0.0, high=100.0, low_open=True)
 
@@ -156,7 +158,7 @@ def _num(v):
 
 
 def _write(out: pathlib.Path, name: str, fig, table: _Table, headline: dict, pdf: bool = False) -> dict:
-    from .results_io import atomic_file, write_text
+    from ..io.rundir import atomic_file, write_text
 
     out.mkdir(parents=True, exist_ok=True)
     for fmt in ("png", "pdf") if pdf else ("png",):
@@ -187,7 +189,7 @@ def _say(progress, msg: str) -> None:
 
 
 def _simulate(key, initial, regime, progress, label, **kw):
-    from .simulate import simulate
+    from ..engine.simulate import simulate
 
     t0 = time.perf_counter()
     res = simulate(key, initial, regime, **kw)
@@ -204,7 +206,7 @@ def _key(seed: int, figure: int, series: int):
 
 
 def _zipf52():
-    from .initial import zipf
+    from ..core.initial import zipf
 
     return zipf(52, 1.1)
 
@@ -236,9 +238,9 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     over ``CHAINS`` chains with 95% intervals, against their exact values (Wright–Fisher per context)."""
     import jax
 
-    from . import kernel
-    from .initial import dirichlet, split_sizes
-    from .regimes import fully_synthetic
+    from ..core import count as kernel
+    from ..core.initial import dirichlet, split_sizes
+    from ..core.regimes import fully_synthetic
 
     scale = _check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
@@ -298,7 +300,7 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     }
     fig, axes = _figure(3, f"Figure 1 · fully synthetic · 81 contexts × 3 tokens · n = {FIG1_N} in total · "
                         f"{chains:,} chains")
-    from .plots import barycentric
+    from ..io.plots import barycentric
 
     ax = axes[0]
     tri = barycentric(np.eye(3))
@@ -330,7 +332,7 @@ FIG2_CDF_N = 100
 
 
 def _fig2_distributions():
-    from .initial import geometric, uniform, zipf
+    from ..core.initial import geometric, uniform, zipf
 
     return {"zipf(1.1) on 52": zipf(52, 1.1), "uniform on 10": uniform(10), "geometric(0.5) on 10":
             geometric(10, 0.5)}
@@ -347,7 +349,7 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
     so the continued chains have exactly the law of uninterrupted ones; the cost is about ``1.4 E[T]``
     chain-generations per chain instead of the several ``E[T]`` needed to reach the tail of ``T`` in one
     run of fixed length."""
-    from .regimes import fully_synthetic
+    from ..core.regimes import fully_synthetic
 
     p = _p(initial)
     stage = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
@@ -485,7 +487,7 @@ PARTIAL_N_REAL, PARTIAL_GENERATIONS = 100, 50
 
 def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
     """Simulate one partially synthetic series and add its rows; returns (summaries, headline dict)."""
-    from .regimes import partially_synthetic
+    from ..core.regimes import partially_synthetic
 
     p = _p(init)
     res = _simulate(key, init, partially_synthetic(N, n), progress, label, chains=chains, generations=g,
@@ -596,7 +598,7 @@ def fig4(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     ``S_0``: Zipf on 52 tokens with exponents ``FIG4_EXPONENTS`` (chosen; ``S_0`` = 0.027, 0.0998, 0.409,
     0.704). As ``S_0`` grows ``E σ_m`` rises and the drift from ``p^(1)`` falls (the exact deviation is
     proportional to ``1 - S_0``)."""
-    from .initial import zipf
+    from ..core.initial import zipf
 
     scale = _check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
@@ -697,7 +699,7 @@ def fig6(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     """Paper Figure 6: most-recent-K (``K`` in ``FIG6_WINDOWS``, chosen; ``⌊n/K⌋`` samples from each of the last
     ``K`` models) and random history, ``n = 10``, 500 generations, Zipf(1.1) on 52 tokens. ``K = 1`` is the
     fully synthetic chain, with its exact ``E σ_m`` (Theorem 1) and ``P(collapsed by m)``."""
-    from .regimes import most_recent, random_history
+    from ..core.regimes import most_recent, random_history
 
     init = _zipf52()
     runs = [(f"most recent K={k}", init, most_recent(FIG6_N, k), None) for k in FIG6_WINDOWS]
@@ -730,7 +732,7 @@ def regimes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=No
     without replacement from that pool). Plotted: the diversity ``E[1 - σ_m]`` with its exact value (fully
     synthetic: Theorem 1; fresh real: ``1 - S_0 - d_m``; accumulate: Gerstgrasser's product;
     accumulate-subsample: :func:`jaxcollapse.theory.accumulate_subsample_collision`) and ``P(collapsed by m)``."""
-    from .regimes import accumulate, accumulate_subsample, fresh_real, fully_synthetic
+    from ..core.regimes import accumulate, accumulate_subsample, fresh_real, fully_synthetic
 
     init = _zipf52()
     m = REGIMES_SIZE
@@ -773,7 +775,7 @@ def decoding(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=N
     52 tokens, each model decoded before it generates: none (exact Theorem 1 curves), temperature 0.9 and
     0.7, top-k 20 and 5; and fresh real data with a 50% synthetic share decoded at temperature 0.7 (real data
     does not stop a decoded model from narrowing). Plotted: ``E σ_m`` and ``P(collapsed by m)``."""
-    from .regimes import Decoding, fresh_real, fully_synthetic
+    from ..core.regimes import Decoding, fresh_real, fully_synthetic
 
     init = _zipf52()
     n = DECODING_N
@@ -800,7 +802,7 @@ def decoding(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=N
 def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None) -> dict:
     """Paper Figure 5 on the built-in character text: counting and a trained neural n-gram model, fully
     synthetic against 50% and 20% synthetic data (:func:`jaxcollapse.text_study.fig5`)."""
-    from .text_study import fig5 as text_fig5
+    from .text import fig5 as text_fig5
 
     return text_fig5(out, scale=scale, seed=seed, progress=progress)
 
@@ -855,7 +857,7 @@ def run_command(args) -> int:
     import platform
     import sys
 
-    from .errors import check_int
+    from ..errors import check_int
 
     names = list(FIGURES)
     if args.figure != "all" and args.figure not in FIGURES:
@@ -889,7 +891,7 @@ def run_command(args) -> int:
     if args.figure == "all":
         import jax
 
-        from .results_io import write_text
+        from ..io.rundir import write_text
 
         summary = {"figures": times, "wall_time_s": round(total, 1), "scale": args.scale, "seed": args.seed,
                    "chains": args.chains, "jax": jax.__version__, "numpy": np.__version__,

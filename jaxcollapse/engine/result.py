@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from .metrics import METRICS
+from ..core.metrics import METRICS
 
 
 class Summary(NamedTuple):

@@ -21,8 +21,8 @@ import os
 
 import numpy as np
 
-from .result import METRIC_NAMES
-from .results_io import PLOTS, Run, atomic_file, load_run
+from ..engine.result import METRIC_NAMES
+from .rundir import PLOTS, Run, atomic_file, load_run
 
 #: Faint individual chains drawn on each trace panel.
 FAINT_CHAINS = 5
@@ -121,7 +121,7 @@ def _infinite_panel(ax, g, s, traces) -> None:
 
 def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
     """Histogram of observed collapse times and the Kaplan–Meier survival curve, with theory."""
-    from .analysis import kaplan_meier
+    from ..stats.analysis import kaplan_meier
 
     res = run.result
     big_g = res.generations
@@ -178,7 +178,7 @@ def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
 def plot_contexts(run: Run, folder: str, formats=FORMATS) -> list[str]:
     """Per-context collapse: share of contexts collapsed, median collapse times, per-context drift."""
     from .corpus import show_label
-    from .results_io import context_stats
+    from .rundir import context_stats
 
     res, init = run.result, run.initial
     t = res.context_collapse_time

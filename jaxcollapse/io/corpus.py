@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError, check_int
-from .initial import Initial, table
+from ..errors import ConfigError, check_int
+from ..core.initial import Initial, table
 
 TOKENIZERS = ("chars", "words")
 UNK = "<unk>"

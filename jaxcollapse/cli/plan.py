@@ -17,7 +17,7 @@ import math
 import sys
 import time
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 
@@ -27,7 +27,7 @@ PILOT_CHAINS = 200
 
 
 def add_arguments(parser) -> None:
-    from .cli import _number, add_options
+    from .main import _number, add_options
 
     parser.add_argument("--config", metavar="FILE.toml", default=None,
                         help="read the study's settings from a TOML file (keys of jaxcollapse run)")
@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
 
 
 def _targets(args, generations: int) -> list[tuple[str, object]]:
-    from .metrics import METRICS
+    from ..core.metrics import METRICS
 
     targets = []
     if args.metric is not None or args.generation is not None:
@@ -75,9 +75,9 @@ def make_plan(args) -> dict:
     """Run the pilot and return the plan as a dict (what ``--json`` prints)."""
     import numpy as np
 
-    from . import analysis
-    from .cli import OPTIONS, resolve
-    from .simulate import simulate
+    from ..stats import analysis
+    from .main import OPTIONS, resolve
+    from ..engine.simulate import simulate
 
     half = check_float("half_width", args.half_width, low=0.0, low_open=True)
     pilot_chains = check_int("pilot_chains", args.pilot_chains, low=2, high=10**6)

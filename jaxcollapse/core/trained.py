@@ -46,12 +46,13 @@ import optax
 from jax import lax
 
 from . import autoregressive as _ar
-from . import kernel, samplers
+from . import count as kernel
+from . import samplers
 from . import metrics as _metrics
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
 from .regimes import Regime
-from .result import METRIC_NAMES, Moments, Result
+from ..engine.result import METRIC_NAMES, Moments, Result
 
 ESTIMATORS = ("count", "softmax", "embedding")
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop", "adagrad")
@@ -475,7 +476,7 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
     contexts' shares of the training data and the original context weights (drift of context frequencies;
     0 up to rounding for the fixed-size regimes).
     """
-    from .simulate import as_key, segment_length
+    from ..engine.simulate import as_key, segment_length
 
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import check_float, check_int
+from ..errors import check_float, check_int
 
 DATA = pathlib.Path(__file__).parent / "data"
 DEFAULT_TEXT = DATA / "tales.txt"
@@ -31,14 +31,14 @@ def default_text() -> str:
 
 def _ci(x: np.ndarray):
     """Mean and 95% Student-t interval over axis 0."""
-    from .analysis import mean_ci
+    from ..stats.analysis import mean_ci
 
     r = mean_ci(np.asarray(x, np.float64), axis=0)
     return r.mean, r.ci_low, r.ci_high
 
 
 def _write(out: pathlib.Path, name: str, rows: list[dict], headline: dict, fig) -> None:
-    from .results_io import write_text
+    from ..io.rundir import write_text
 
     out.mkdir(parents=True, exist_ok=True)
     keys = list(rows[0])
@@ -91,9 +91,9 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .autoregressive import autoregressive
-    from .corpus import ngram_model
-    from .trained import Training, simulate_trained
+    from ..core.autoregressive import autoregressive
+    from ..io.corpus import ngram_model
+    from ..core.trained import Training, simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)
@@ -153,9 +153,9 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .corpus import ngram_model
-    from .regimes import fully_synthetic
-    from .trained import Training, simulate_trained
+    from ..io.corpus import ngram_model
+    from ..core.regimes import fully_synthetic
+    from ..core.trained import Training, simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)
@@ -232,9 +232,9 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .initial import zipf
-    from .regimes import fully_synthetic
-    from .trained import Training, simulate_trained
+    from ..core.initial import zipf
+    from ..core.regimes import fully_synthetic
+    from ..core.trained import Training, simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(64, scale)
@@ -251,7 +251,7 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
         off_support = r.final[:, 0, ~support].sum(axis=1)
         collapsed = r.collapsed
         k = int(collapsed.sum())
-        from .analysis import wilson_ci
+        from ..stats.analysis import wilson_ci
 
         _, wl, wh = wilson_ci(k, chains)
         entry = {"estimator": estimator, "options": opts, "collapsed": [k / chains, float(wl), float(wh)]}
@@ -298,10 +298,10 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .autoregressive import autoregressive
-    from .corpus import ngram_model
-    from .regimes import fully_synthetic
-    from .trained import simulate_trained
+    from ..core.autoregressive import autoregressive
+    from ..io.corpus import ngram_model
+    from ..core.regimes import fully_synthetic
+    from ..core.trained import simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)

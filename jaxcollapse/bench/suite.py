@@ -51,7 +51,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: The metrics every implementation records, in this order (as :data:`jaxcollapse.METRICS`).
 METRIC_ORDER = ("collision", "max_prob", "l1_initial", "l1_first", "entropy", "support", "missing_mass", "kl")

@@ -30,7 +30,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 from scipy import stats
 
-from .errors import check_float, check_int
+from ..errors import check_float, check_int
 
 __all__ = [
     "MeanCI",

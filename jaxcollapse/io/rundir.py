@@ -41,9 +41,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError
-from .initial import Initial
-from .result import Result, Summary
+from ..errors import ConfigError
+from ..core.initial import Initial
+from ..engine.result import Result, Summary
 
 MANIFEST = "manifest.json"
 MARKER = "jaxcollapse_run"
@@ -315,8 +315,7 @@ WF_MAX_N = 1000
 
 def theory_for(settings: dict, initial: Initial | None, generations: int) -> Theory:
     """The exact theory that applies to a run (one context, no decoding, no smoothing), else an empty Theory."""
-    from . import theory
-
+    from ..stats import theory
     none = Theory({}, {}, "")
     if initial is None:
         return none._replace(note="no initial distribution saved")
@@ -370,7 +369,7 @@ def theory_for(settings: dict, initial: Initial | None, generations: int) -> The
 
 def theory_lines(result: Result, theory_: Theory) -> list[str]:
     """One-line comparisons of the simulation with the theory at the last generation."""
-    from .analysis import wilson_ci
+    from ..stats.analysis import wilson_ci
 
     g = result.generations
     lines = []

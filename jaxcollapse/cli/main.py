@@ -20,7 +20,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 
 PROG = "jaxcollapse"
 
@@ -28,10 +28,10 @@ PROG = "jaxcollapse"
 # ``add_arguments(parser)`` and ``run_command(args) -> int`` (exit status); it is imported only when the
 # parser is built, so it must import JAX lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "reproduce": ("reproduce", "rerun the paper's figures with confidence intervals and theory"),
-    "plan": ("planning", "how many chains a wanted precision needs, from a short pilot run"),
-    "sweep": ("sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
-    "sweep-plot": ("phase", "draw the phase diagrams of a finished sweep"),
+    "reproduce": ("jaxcollapse.studies.paper", "rerun the paper's figures with confidence intervals and theory"),
+    "plan": ("jaxcollapse.cli.plan", "how many chains a wanted precision needs, from a short pilot run"),
+    "sweep": ("jaxcollapse.sweeps.sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
+    "sweep-plot": ("jaxcollapse.sweeps.phase", "draw the phase diagrams of a finished sweep"),
 }
 
 try:  # Python 3.11+
@@ -396,8 +396,7 @@ def add_options(parser: argparse.ArgumentParser, skip: set | frozenset = frozens
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Monte Carlo engine for model collapse: recursive training of "
                      "categorical / n-gram language models (Seddik et al., arXiv 2404.05090).")
-    from . import __version__
-
+    from .. import __version__
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     names = ["run", "show", "plot", "bench", *COMMANDS]
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}", parser_class=_Parser)
@@ -424,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--format", default="png,pdf", help="comma-separated formats (default: png,pdf)")
     sub.add_parser("bench", help="benchmarks (jaxcollapse.bench; arguments passed on)", add_help=False)
     for name, (module, help_) in COMMANDS.items():
-        mod = importlib.import_module(f".{module}", __package__)
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_, description=getattr(mod, "DESCRIPTION", help_),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
@@ -450,7 +449,7 @@ class Plan(NamedTuple):
 def _initial_from_file(path: str):
     import numpy as np
 
-    from .initial import table
+    from ..core.initial import table
 
     if not os.path.exists(path):
         raise ConfigError(f"initial file {path} not found")
@@ -491,9 +490,9 @@ def _initial_from_file(path: str):
 
 def resolve(flags: dict, config_path: str | None) -> Plan:
     """Merge config file and flags, apply defaults, validate, build the initial distribution and regime."""
-    from . import initial as init_mod
-    from .corpus import load_corpus
-    from .regimes import Decoding, Regime
+    from ..core import initial as init_mod
+    from ..io.corpus import load_corpus
+    from ..core.regimes import Decoding, Regime
 
     file_cfg = load_config(config_path) if config_path else {}
     cfg = {**file_cfg, **{k: v for k, v in flags.items() if v is not None}}
@@ -585,7 +584,7 @@ def resolve(flags: dict, config_path: str | None) -> Plan:
             warnings.append(f"--{k if k != 'synthetic' else 'synthetic/-n'} is not used by regime {regime_kind}; "
                             "ignored")
     if regime_kind == "autoregressive" or cfg.get("estimator", "count") != "count":
-        from .trained import cli_settings
+        from ..core.trained import cli_settings
 
         regime = cli_settings(cfg, regime_kind, sizes, res)
         if cfg.get("traces") is False:
@@ -779,8 +778,9 @@ def record_trajectories(seed: int, initial, regime, decoding, smoothing: float, 
     import numpy as np
     from jax import lax
 
-    from . import kernel, resample
+    from ..core import count as kernel
 
+    from ..core import resample
     with jax.enable_x64(True):
         config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
                                       smoothing=smoothing, sampler=sampler)
@@ -828,8 +828,8 @@ def _warn(msg: str) -> None:
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     import numpy as np
 
-    from . import kernel
-    from .results_io import check_out_dir, format_contexts, context_stats, save_result, theory_for, theory_lines
+    from ..core import count as kernel
+    from ..io.rundir import check_out_dir, format_contexts, context_stats, save_result, theory_for, theory_lines
 
     import jax
 
@@ -852,7 +852,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # validate everything the engine checks before any output or compilation
     trained = "estimator" in res
     if trained:
-        from .trained import cli_build, cli_simulate
+        from ..core.trained import cli_build, cli_simulate
         cli_build(plan)
     else:
         kernel.build(initial, plan.regime, generations=generations, decoding=plan.decoding,
@@ -895,7 +895,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     progress = None
     if not quiet and sys.stderr.isatty():
         progress = Progress(sys.stderr)
-    from .simulate import simulate
+    from ..engine.simulate import simulate
     launcher = cli_simulate(plan) if trained else simulate
 
     t0 = time.perf_counter()
@@ -934,8 +934,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                            extra=extra, trajectories=trajectories, overwrite=overwrite)
     plot_files = []
     if res["plots"]:
-        from .plots import plot_run
-        from .results_io import add_to_manifest, load_run
+        from ..io.plots import plot_run
+        from ..io.rundir import add_to_manifest, load_run
 
         plot_files = plot_run(load_run(out))
         add_to_manifest(out, plots=[os.path.relpath(p, out) for p in plot_files])
@@ -958,8 +958,8 @@ def _explicit(plan: Plan) -> set:
 
 
 def cmd_show(args) -> int:
-    from .metrics import METRICS
-    from .results_io import context_stats, format_contexts, load_run, theory_lines
+    from ..core.metrics import METRICS
+    from ..io.rundir import context_stats, format_contexts, load_run, theory_lines
 
     run = load_run(args.dir)
     res = run.result
@@ -993,8 +993,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .plots import plot_run
-    from .results_io import add_to_manifest, load_run
+    from ..io.plots import plot_run
+    from ..io.rundir import add_to_manifest, load_run
 
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
@@ -1009,8 +1009,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from . import bench
-
+    from ..bench import suite as bench
     return int(bench.main(argv, prog=f"{PROG} bench") or 0)
 
 
@@ -1032,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plot":
             return cmd_plot(args)
         if args.command in COMMANDS:
-            mod = importlib.import_module(f".{COMMANDS[args.command][0]}", __package__)
+            mod = importlib.import_module(COMMANDS[args.command][0])
             return int(mod.run_command(args) or 0)
         raise CLIError(f"unknown command {args.command!r}")
     except (CLIError, ConfigError, ValueError, OSError) as e:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 
 #: Largest allowed |row sum - 1| of a user-given distribution before it is renormalised.
 SUM_TOLERANCE = 1e-6

@@ -31,7 +31,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 from .initial import split_sizes
 
 Size = Union[int, Sequence[int], np.ndarray]

@@ -50,7 +50,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float, check_int
 
 FORMAT_VERSION = 1
 MARKER = "jaxcollapse_sweep"
@@ -273,8 +273,8 @@ def _sizes(kind: str, s: dict) -> dict:
 
 def resolve_point(settings: dict, index: int = 0) -> Point:
     """Validate one point's settings and build what ``simulate`` takes; ConfigError naming the bad setting."""
-    from . import initial as init_mod
-    from .regimes import REGIMES, Decoding, Regime
+    from ..core import initial as init_mod
+    from ..core.regimes import REGIMES, Decoding, Regime
 
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     for k in s:
@@ -352,7 +352,7 @@ def point_key(seed, point: Point):
     """The point's PRNG key ``fold_in(key(seed), point.fold)``: ``simulate(point_key(...), ...)`` reproduces it."""
     import jax
 
-    from .simulate import as_key
+    from ..engine.simulate import as_key
 
     return jax.random.fold_in(as_key(seed), point.fold)
 
@@ -448,8 +448,8 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
 
     import jax
 
-    from . import kernel
-    from .simulate import bytes_per_chain, chunk_for
+    from ..core import count as kernel
+    from ..engine.simulate import bytes_per_chain, chunk_for
 
     points = resolve(spec) if points is None else points
     platform = platform or jax.local_devices()[0].platform
@@ -521,7 +521,7 @@ def _pad_params(params, config):
 def _functions():
     import jax
 
-    from .simulate import _resample_models, _segment, _start
+    from ..engine.simulate import _resample_models, _segment, _start
 
     @functools.partial(jax.jit, static_argnames=("config", "chunk"))
     def start(point_keys, start_index, params, *, config, chunk):
@@ -554,8 +554,8 @@ class _Task:
         import jax
         import jax.numpy as jnp
 
-        from .result import METRIC_NAMES, Moments
-        from .simulate import as_key
+        from ..engine.result import METRIC_NAMES, Moments
+        from ..engine.simulate import as_key
 
         spec = plan.spec
         self.members = members
@@ -593,8 +593,8 @@ def run_plan(plan: Plan, out: str | None = None, *, host: int = 0, hosts: int = 
     import jax
     import jax.numpy as jnp
 
-    from .result import METRIC_NAMES
-    from .simulate import segment_length
+    from ..engine.result import METRIC_NAMES
+    from ..engine.simulate import segment_length
 
     spec = plan.spec
     start_fn, segment_fn, models_fn = _functions()
@@ -654,7 +654,7 @@ def run_plan(plan: Plan, out: str | None = None, *, host: int = 0, hosts: int = 
 
 
 def _collect(task, used: int, n: int) -> None:
-    from .result import METRIC_NAMES
+    from ..engine.result import METRIC_NAMES
 
     for info in task.pending:
         for m in METRIC_NAMES:
@@ -667,7 +667,7 @@ def _collect(task, used: int, n: int) -> None:
 
 
 def _finish_chunk(task, plan, bucket, start, n, models_fn) -> None:
-    from .result import METRIC_NAMES
+    from ..engine.result import METRIC_NAMES
 
     for m in METRIC_NAMES:
         arr = np.concatenate(task.blocks[m], axis=2)      # (real, n, G+1)
@@ -691,7 +691,7 @@ def _finish_chunk(task, plan, bucket, start, n, models_fn) -> None:
 
 
 def _record(task, j, plan, i) -> dict:
-    from .result import METRIC_NAMES
+    from ..engine.result import METRIC_NAMES
 
     spec = plan.spec
     summ = [task.moments[j][m].summary() for m in METRIC_NAMES]
@@ -722,7 +722,7 @@ def point_path(out, point: Point) -> str:
 
 def write_point(out, point: Point, rec: dict, spec: Spec) -> None:
     """Write one point's record atomically to ``out/points/<id>.npz``."""
-    from .results_io import atomic_file
+    from ..io.rundir import atomic_file
 
     arrays = {k: np.asarray(v) for k, v in rec.items() if k not in ("settings", "id", "metrics")}
     arrays["settings"] = np.array(json.dumps(point.settings, sort_keys=True))
@@ -774,7 +774,7 @@ def _clean_temporaries(out) -> None:
 
 def prepare_out(out, spec: Spec, overwrite: bool = False) -> None:
     """Create ``out`` or check that it holds this sweep (then it is resumed); write ``sweep.json``."""
-    from .results_io import write_text
+    from ..io.rundir import write_text
 
     d = os.fspath(out)
     path = os.path.join(d, SPEC_FILE)
@@ -823,7 +823,7 @@ def _columns(points) -> list:
 
 def table_csv(points, records) -> str:
     """``table.csv`` text: a row per (point, generation, metric), points in sweep order."""
-    from .analysis import wilson_ci
+    from ..stats.analysis import wilson_ci
 
     cols = _columns(points)
     out = io.StringIO()
@@ -850,7 +850,7 @@ def table_csv(points, records) -> str:
 def point_summary(rec: dict, generations: int) -> dict:
     """Final-generation numbers of one point: collapsed fraction with its Wilson interval, median collapse time
     (NaN when fewer than half collapsed), mean collapse time of the collapsed chains, final metric means."""
-    from .analysis import wilson_ci
+    from ..stats.analysis import wilson_ci
 
     t = np.asarray(rec["collapse_time"])
     chains = t.shape[0]
@@ -882,7 +882,7 @@ def points_csv(points, records, generations: int) -> str:
 def write_tables(out, plan: Plan, records: dict, *, command: str = "", argv=None, wall_time: float = 0.0,
                  extra: dict | None = None) -> dict:
     """Write ``table.csv``, ``points.csv`` and (last) ``manifest.json`` from the point records."""
-    from .results_io import _jsonable, backend, versions, write_text
+    from ..io.rundir import _jsonable, backend, versions, write_text
 
     d = os.fspath(out)
     files = {}
@@ -1089,7 +1089,7 @@ def estimate(plan: Plan, hosts: int = 1, devices=None) -> Estimate:
     import jax
     import jax.numpy as jnp
 
-    from .simulate import segment_length
+    from ..engine.simulate import segment_length
 
     spec = plan.spec
     start_fn, segment_fn, _ = _functions()
@@ -1123,7 +1123,7 @@ def check_fits(plan: Plan, est: Estimate | None = None, devices=None) -> None:
     the available host memory."""
     import jax
 
-    from .cli import available_memory
+    from ..cli.main import available_memory
 
     device = (list(devices) if devices is not None else jax.local_devices())[0]
     need = max(b.bytes_per_call for b in plan.buckets)
@@ -1289,7 +1289,7 @@ def _finish(args, res: SweepResult, say) -> int:
     files = [TABLE, POINTS_CSV, POINTS_DIR + "/", MANIFEST]
     if args.plot:
         from .phase import plot_sweep
-        from .results_io import _jsonable, write_text
+        from ..io.rundir import _jsonable, write_text
 
         made = plot_sweep(args.out)
         manifest = read_manifest(args.out)

@@ -23,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import kernel, resample
-from .errors import ConfigError, check_int
-from .initial import as_initial
-from .regimes import Decoding, Regime
+from ..core import count as kernel
+
+from ..core import resample
+from ..errors import ConfigError, check_int
+from ..core.initial import as_initial
+from ..core.regimes import Decoding, Regime
 from .result import METRIC_NAMES, Moments, Result
 
 #: Device-memory budget used to choose the chunk size when none is given (bytes).

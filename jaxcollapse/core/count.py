@@ -20,8 +20,9 @@ import numpy as np
 from jax import lax
 
 from . import metrics as _metrics
-from . import resample, samplers
-from .errors import ConfigError, check_float, check_int
+from . import resample
+from . import samplers
+from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
 from .regimes import Decoding, Regime, context_sizes
 

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Settings tried, in order, as the axes of a phase diagram (the first two that vary).
 AXES = ("size", "fraction", "synthetic", "real", "vocab", "support", "exponent", "temperature", "top_k", "top_p",
@@ -33,8 +33,7 @@ WF_BUDGET = 3e9
 def theory_point(settings: dict, initial_probs: np.ndarray | None, generations: int) -> dict:
     """Exact results at the last generation for one point: ``collision`` (float), ``collapse`` (exact
     P(collapsed by G)), ``collapse_low``/``collapse_high`` (Theorem 1); keys only where they apply."""
-    from . import theory
-
+    from ..stats import theory
     out = {}
     if initial_probs is None or initial_probs.shape[0] != 1:
         return out
@@ -118,7 +117,7 @@ def plot_sweep(out, x: str | None = None, y: str | None = None, formats=("png",)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .results_io import atomic_file
+    from ..io.rundir import atomic_file
 
     manifest, rows = _load(out)
     g = int(manifest["generations"])

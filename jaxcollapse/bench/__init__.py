@@ -1,0 +1,1 @@
+"""Benchmarks of the engine against NumPy references (``jaxcollapse bench``)."""

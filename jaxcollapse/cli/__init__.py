@@ -1,0 +1,1 @@
+"""The command line (``jaxcollapse``). Importing it does not import JAX."""

@@ -1,0 +1,1 @@
+"""Files: run directories, figures, text corpora."""
