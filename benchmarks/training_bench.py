@@ -19,7 +19,8 @@ import jax
 
 import jaxcollapse as jc
 from jaxcollapse import text_study
-from jaxcollapse.core.trained import Training, simulate_trained
+from jaxcollapse.core.trained import Training
+from jaxcollapse.engine.simulate import simulate_trained
 
 
 def settings():

@@ -31,7 +31,7 @@ _EXPORTS = {
     "Result": ("jaxcollapse.engine.result", "Result"),
     "Summary": ("jaxcollapse.engine.result", "Summary"),
     "simulate": ("jaxcollapse.engine.simulate", "simulate"),
-    "simulate_trained": ("jaxcollapse.core.trained", "simulate_trained"),
+    "simulate_trained": ("jaxcollapse.engine.simulate", "simulate_trained"),
     "Corpus": ("jaxcollapse.io.corpus", "Corpus"),
     "load_corpus": ("jaxcollapse.io.corpus", "load_corpus"),
     "ngram_model": ("jaxcollapse.io.corpus", "ngram_model"),

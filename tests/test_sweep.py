@@ -20,7 +20,7 @@ from jaxcollapse.cli import main as cli
 from jaxcollapse.errors import ConfigError
 
 S = importlib.import_module("jaxcollapse.sweeps.sweep")
-phase = importlib.import_module("jaxcollapse.phase")
+phase = importlib.import_module("jaxcollapse.sweeps.phase")
 
 BASE = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, "points_per_call": 1,
         "buckets": 1}
@@ -165,11 +165,14 @@ EIGHT = textwrap.dedent("""
     spec = {"chains": 11, "generations": 7, "seed": 1, "vocab": 30, "support": 12, "points_per_call": 2,
             "grid": {"regime": ["fresh_real"], "size": [3, 6], "fraction": [0.5, 1.0]}}
     one = jc.sweep(spec, devices=jax.devices()[:1])
-    many = jc.sweep(spec)              # two call groups side by side on two of the eight devices
-    assert one.table_csv() == many.table_csv()
+    many = jc.sweep(spec)              # each call group's chains sharded over the eight devices
+    # Trajectories are bit-identical; metric sums may differ in the last bit between the one-device
+    # program and the partitioned one (XLA compiles them separately).
     for i, r in one.records.items():
-        assert np.array_equal(r["collapse_time"], many.records[i]["collapse_time"])
-        assert np.array_equal(r["final_l1_initial"], many.records[i]["final_l1_initial"])
+        for k in ("collapse_time", "collapse_token", "context_collapse_time", "collapsed"):
+            assert np.array_equal(r[k], many.records[i][k]), k
+        for k in ("mean", "final_l1_initial", "final_entropy"):
+            np.testing.assert_allclose(r[k], many.records[i][k], rtol=1e-14, atol=1e-15)
     print("ok")
 """)
 

@@ -99,13 +99,13 @@ def test_trained_generation_one_matches_counting_on_the_same_data():
     p0 = jc.table(np.array([[0.5, 0.3, 0.2, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1, 0.6]]), [0.5, 0.5])
     kw = dict(chains=6, generations=1)
     sgd = T.Training(optimizer="sgd", learning_rate=5.0, steps=2000)
-    count = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="count", **kw).final
-    soft = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, **kw).final
+    count = jc.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="count", **kw).final
+    soft = jc.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, **kw).final
     for c, s in zip(count, soft):
         counts = np.rint(c * 20).astype(int)
         assert np.all(np.abs(s - c).sum(axis=1) <= 2 * _bound(counts, 5.0, 2000) + 1e-12)
     # chain i's trajectory does not depend on how chains are chunked
-    chunked = T.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, chunk_size=4,
+    chunked = jc.simulate_trained(3, p0, jc.fully_synthetic(40), estimator="softmax", training=sgd, chunk_size=4,
                                  **kw).final
     np.testing.assert_array_equal(chunked, soft)
 
@@ -123,7 +123,7 @@ def test_order_one_autoregressive_is_fully_synthetic_in_distribution():
     # one context: the generated text is n i.i.d. draws, so Theorem 1 and the exact collapse law hold
     p = np.array([0.5, 0.3, 0.15, 0.05])
     n, g, chains = 8, 12, 3000
-    r = T.simulate_trained(5, jc.table(p), autoregressive(n, length=3), chains=chains, generations=g,
+    r = jc.simulate_trained(5, jc.table(p), autoregressive(n, length=3), chains=chains, generations=g,
                            estimator="count")
     assert_mean(r.traces["collision"][:, 1:], theory.fully_synthetic_collision(p, n, g)[1:], what="E sigma_m")
     collapsed = (r.collapse_time[:, None] >= 0) & (r.collapse_time[:, None] <= np.array([4, 12]))
@@ -137,7 +137,7 @@ def test_autoregressive_text_follows_transitions():
     for j in range(len(contexts)):
         for k, tok in enumerate(labels):
             assert nxt[j, k] == (contexts.index(tok) if tok in contexts else -1)
-    r = T.simulate_trained(0, corpus, autoregressive(200, length=20), chains=20, generations=6, estimator="count")
+    r = jc.simulate_trained(0, corpus, autoregressive(200, length=20), chains=20, generations=6, estimator="count")
     # a token never seen after a context is never generated after it
     assert np.all(r.final[:, corpus.initial.probs == 0] == 0)
     assert r.settings["context_l1"][0] == 0 and len(r.settings["context_l1"]) == 7

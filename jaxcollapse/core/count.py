@@ -24,6 +24,8 @@ from . import resample
 from . import samplers
 from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
+from .interface import Kernel
+from .lockstep import lockstep_step
 from .regimes import Decoding, Regime, context_sizes
 
 
@@ -350,9 +352,33 @@ def measure(state: State, params: Params, per_context: bool = False) -> dict:
     return info
 
 
+def freezes(config: Config) -> bool:
+    """Whether a chain whose every context is a Dirac mass keeps its model unchanged (and its metrics) in
+    every later generation: fully synthetic data from a point mass is that point mass, whatever the sampler,
+    decoding or smoothing (smoothing never leaves a point mass, unless the vocabulary has one token, which
+    is then fixed too). Other regimes mix in other models (the real data, the history) and are not skipped."""
+    return config.kind == "fully_synthetic"
+
+
+def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
+    return measure(init(None, params, config), params, per_context)
+
+
+KERNEL = Kernel(
+    init=init,
+    first=lambda key, state, params, config: (first_step(key, state, params, config), {}),
+    step=lambda key, state, params, config: (next_step(key, state, params, config), {}),
+    measure=lambda state, params, config, per_context=False: measure(state, params, per_context),
+    truth=_truth,
+    model=lambda state, params, config: state.model,
+    freezes=freezes,
+)
+
+
 def step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
-    """One generation: ``p^(m-1) -> p^(m)``; returns the new state and the metrics of ``p^(m)``."""
-    new = lax.cond(state.generation == 0,
-                   lambda s: first_step(key, s, params, config),
-                   lambda s: next_step(key, s, params, config), state)
-    return new, measure(new, params)
+    """One generation: ``p^(m-1) -> p^(m)``; returns the new state and the metrics of ``p^(m)``.
+
+    Generation 1 (fitted on real data) and later generations are different computations. Unbatched, one of
+    them runs; under ``vmap`` over chains in lockstep (all at generation 0, or none), still only one of them
+    runs (a batching rule tests the whole batch); chains at mixed generations run both and select."""
+    return lockstep_step(KERNEL, config)(key, state, params)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from . import samplers
+from .interface import Kernel
 from .metrics import per_context as per_context_table
 from .metrics import weighted
 
@@ -317,3 +318,27 @@ def model(state: ResampleState, params: Params, config: Config) -> jax.Array:
     size = size_at(state.generation, params, config)
     counts, *_ = _counts(state.tokens, size, params, config)
     return counts.reshape(config.contexts, config.vocab).astype(jnp.float64) / size.astype(jnp.float64)[:, None]
+
+
+def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
+    """Metrics of generation 0: the truth, measured as the count kernel measures it (the list is empty)."""
+    from . import count
+
+    return count.KERNEL.truth(params, config, per_context)
+
+
+def _freezes(config: Config) -> bool:
+    from . import count
+
+    return count.freezes(config)
+
+
+KERNEL = Kernel(
+    init=init,
+    first=lambda key, state, params, config: (first_step(key, state, params, config), {}),
+    step=lambda key, state, params, config: (next_step(key, state, params, config), {}),
+    measure=measure,
+    truth=_truth,
+    model=model,
+    freezes=_freezes,
+)

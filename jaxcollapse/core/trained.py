@@ -52,7 +52,7 @@ from . import metrics as _metrics
 from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
 from .regimes import Regime
-from ..engine.result import METRIC_NAMES, Moments, Result
+from .interface import Kernel
 
 ESTIMATORS = ("count", "softmax", "embedding")
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop", "adagrad")
@@ -342,10 +342,10 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
     return _track(state, params)
 
 
-def data(key: jax.Array, state: State, m, params: Params, config: Config):
-    """The training counts ``(C, V)`` int64 of generation ``m`` (an unbatched int) and the new pool."""
+def data(key: jax.Array, state: State, first: bool, params: Params, config: Config):
+    """The training counts ``(C, V)`` int64 of generation 1 (``first``, real data) or of a later generation,
+    and the new pool ``(C, V)`` int64."""
     p0 = jnp.asarray(params.initial, jnp.float64)
-    first = m == 1
     if config.kind == "autoregressive":
         kr, ks = jax.random.split(key)
 
@@ -358,7 +358,7 @@ def data(key: jax.Array, state: State, m, params: Params, config: Config):
                                    length=config.length, budget=params.synthetic[0])
             return real + text
 
-        return lax.cond(first, real_only, mixed, None), state.pool
+        return (real_only(None) if first else mixed(None)), state.pool
 
     def draw(k, w, sizes):
         return samplers.multinomial(k, w, sizes, method=config.sampler, capacity=config.capacity)
@@ -378,11 +378,11 @@ def data(key: jax.Array, state: State, m, params: Params, config: Config):
     return pool, pool
 
 
-def step(key: jax.Array, state: State, m, params: Params, config: Config) -> tuple[State, jax.Array]:
-    """Generation ``m = state.generation + 1`` (``m`` given unbatched): data, then fit. Returns the new state and
-    the ``(C,)`` context visits of the training data."""
+def _generation(key: jax.Array, state: State, first: bool, params: Params, config: Config) -> tuple[State, dict]:
+    """Generation ``m = state.generation + 1``: data, then fit. ``info["context_l1"]``: the L1 distance between
+    the contexts' shares of the training data and the context weights (drift of context frequencies)."""
     kd, kt, ki = jax.random.split(key, 3)
-    counts, pool = data(kd, state, m, params, config)
+    counts, pool = data(kd, state, first, params, config)
     rows = counts.sum(axis=1)
     weights = state.weights
     if config.estimator == "count":
@@ -393,9 +393,20 @@ def step(key: jax.Array, state: State, m, params: Params, config: Config) -> tup
         fitted = probabilities(weights, config, params)
     if config.estimator != "embedding":
         fitted = jnp.where((rows > 0)[:, None], fitted, state.probs)
-    first = jnp.where(m == 1, fitted, state.first)
-    new = state._replace(generation=state.generation + 1, probs=fitted, weights=weights, first=first, pool=pool)
-    return _track(new, params), rows
+    new = state._replace(generation=state.generation + 1, probs=fitted, weights=weights,
+                         first=fitted if first else state.first, pool=pool)
+    drift = jnp.sum(jnp.abs(rows / jnp.maximum(rows.sum(), 1) - params.weights))
+    return _track(new, params), {"context_l1": drift}
+
+
+def first_step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
+    """Generation 1: fitted on real samples."""
+    return _generation(key, state, True, params, config)
+
+
+def next_step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
+    """Generation ``m >= 2`` under the configured regime."""
+    return _generation(key, state, False, params, config)
 
 
 def _alive(probs, params):
@@ -425,130 +436,19 @@ def measure(state: State, params: Params, per_context: bool = False) -> dict:
     return info
 
 
-# ------------------------------------------------------------------------------------------------
-# many chains
+def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
+    return measure(init(jax.random.key(0), params, config), params, per_context)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "chunk", "per_context"))
-def _start(key, start, params, *, config, chunk, per_context):
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, start + jnp.arange(chunk, dtype=jnp.uint32))
-    state = jax.vmap(lambda k: init(jax.random.fold_in(k, 0), params, config))(keys)
-    return keys, state, jax.vmap(lambda s: measure(s, params, per_context))(state)
-
-
-@functools.partial(jax.jit, static_argnames=("config", "length", "per_context"), donate_argnames=("state",))
-def _segment(keys, state, params, first_generation, last_generation, *, config, length, per_context):
-    def advance(s, m):
-        def one(k, c):
-            return step(jax.random.fold_in(k, m), c, m, params, config)
-        return jax.vmap(one)(keys, s)
-
-    def body(s, i):
-        m = first_generation + i
-        s, rows = lax.cond(m <= last_generation, advance,
-                           lambda s, m: (s, jnp.zeros((keys.shape[0], config.contexts), jnp.int64)), s, m)
-        info = jax.vmap(lambda c: measure(c, params, per_context))(s)
-        total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1)
-        info["context_l1"] = jnp.sum(jnp.abs(rows / total - params.weights), axis=1)
-        return s, info
-
-    return lax.scan(body, state, jnp.arange(length))
-
-
-def simulate_trained(key, initial, regime, *, chains: int, generations: int, estimator: str = "softmax",
-                     training: Training | None = None, context_tokens=None, chunk_size: int | None = None,
-                     per_context: bool = False, keep_final: bool | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> Result:
-    """Run ``chains`` chains of recursive training with a trained (or counting) estimator; returns a
-    :class:`~jaxcollapse.Result` like :func:`jaxcollapse.simulate`.
-
-    Args:
-      key: int seed or PRNG key; chain ``i`` uses ``fold_in(key, i)``, generation ``m`` ``fold_in(., m)``.
-      initial: the truth (an Initial, a table, or a Corpus).
-      regime: fully_synthetic, partially_synthetic, fresh_real, accumulate, or :func:`autoregressive`.
-      estimator: ``"count"``, ``"softmax"`` or ``"embedding"``. training: a :class:`Training`.
-      chunk_size: chains per compiled call (default 256); results do not depend on it.
-      per_context: keep per-context traces ``(chains, generations + 1, contexts)``.
-      keep_final: keep the final ``(chains, C, V)`` models (default: if at most 512 MiB).
-      progress: ``progress(chain_generations_done, total)`` between segments.
-
-    ``settings["context_l1"]`` holds, per generation, the mean over chains of the L1 distance between the
-    contexts' shares of the training data and the original context weights (drift of context frequencies;
-    0 up to rounding for the fixed-size regimes).
-    """
-    from ..engine.simulate import as_key, segment_length
-
-    t0 = time.perf_counter()
-    chains = check_int("chains", chains, low=1, high=2**31 - 1)
-    with jax.enable_x64(True):
-        config, params = build(initial, regime, generations=generations, estimator=estimator, training=training,
-                               context_tokens=context_tokens)
-        training = Training() if training is None else training
-        key = as_key(key)
-        chunk = DEFAULT_CHUNK if chunk_size is None else check_int("chunk_size", chunk_size, low=1)
-        chunk = min(chunk, chains)
-        c, v = config.contexts, config.vocab
-        if keep_final is None:
-            keep_final = chains * c * v * 8 <= 1 << 29
-        width = generations + 1
-        traces = {m: np.empty((chains, width)) for m in METRIC_NAMES}
-        ctx = {m: np.empty((chains, width, c)) for m in METRIC_NAMES} if per_context else None
-        drift = np.zeros((chains, width))
-        collapse_time = np.empty(chains, np.int64)
-        ctx_time = np.empty((chains, c), np.int64)
-        ctx_token = np.empty((chains, c), np.int64)
-        final = np.empty((chains, c, v)) if keep_final else None
-        dparams = jax.tree.map(jnp.asarray, params)
-        seg = segment_length(generations + 1)
-        total_work, done = chains * generations, 0
-        for start in range(0, chains, chunk):
-            n = min(chunk, chains - start)
-            keys, state, info0 = _start(key, jnp.uint32(start), dparams, config=config, chunk=chunk,
-                                        per_context=per_context)
-            blocks = [info0]
-            used_all = [1]
-            for first_gen in range(1, generations + 1, seg):
-                used = min(seg, generations + 1 - first_gen)
-                state, info = _segment(keys, state, dparams, jnp.int32(first_gen), jnp.int32(generations),
-                                       config=config, length=seg, per_context=per_context)
-                blocks.append(info)
-                used_all.append(used)
-                done += n * used
-                if progress:
-                    progress(done, total_work)
-            for m in METRIC_NAMES:
-                parts = [np.asarray(blocks[0][m])[:n, None]]
-                parts += [np.asarray(b[m])[:u, :n].T for b, u in zip(blocks[1:], used_all[1:])]
-                traces[m][start:start + n] = np.concatenate(parts, axis=1)
-                if per_context:
-                    cp = [np.asarray(blocks[0][m + "/context"])[:n, None]]
-                    cp += [np.asarray(b[m + "/context"])[:u, :n].transpose(1, 0, 2)
-                           for b, u in zip(blocks[1:], used_all[1:])]
-                    ctx[m][start:start + n] = np.concatenate(cp, axis=1)
-            drift[start:start + n, 1:] = np.concatenate(
-                [np.asarray(b["context_l1"])[:u, :n].T for b, u in zip(blocks[1:], used_all[1:])], axis=1)
-            collapse_time[start:start + n] = np.asarray(state.chain_collapse)[:n]
-            ctx_time[start:start + n] = np.asarray(state.collapse_time)[:n]
-            ctx_token[start:start + n] = np.asarray(state.collapse_token)[:n]
-            if keep_final:
-                final[start:start + n] = np.asarray(state.probs)[:n]
-    summary = {}
-    for m in METRIC_NAMES:
-        mom = Moments(width)
-        mom.update(traces[m])
-        summary[m] = mom.summary()
-    settings = {
-        "regime": regime.describe(), "kind": config.kind, "contexts": c, "vocab": v, "chains": chains,
-        "generations": generations, "smoothing": 0.0, "decoding": None, "sampler": config.sampler,
-        "chunk_size": chunk, "estimator": estimator,
-        "training": None if estimator == "count" else training.describe(),
-        "sizes": {"first_total": int(params.first.sum()), "real_total": int(params.real.sum()),
-                  "synthetic_total": int(params.synthetic.sum())},
-        "context_l1": drift.mean(axis=0).tolist(),
-    }
-    return Result(traces=traces, context_traces=ctx, summary=summary, collapse_time=collapse_time,
-                  collapse_token=ctx_token, context_collapse_time=ctx_time, final=final, settings=settings,
-                  wall_time=time.perf_counter() - t0, chains=chains, generations=generations)
+KERNEL = Kernel(
+    init=lambda key, params, config: init(jax.random.fold_in(key, 0), params, config),
+    first=first_step,
+    step=next_step,
+    measure=lambda state, params, config, per_context=False: measure(state, params, per_context),
+    truth=_truth,
+    model=lambda state, params, config: state.probs,
+    freezes=lambda config: False,
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -620,13 +520,15 @@ def cli_build(plan) -> None:
               generations=res["generations"], estimator=res["estimator"], training=_cli_training(res))
 
 
-def cli_simulate(plan) -> Callable[..., Result]:
+def cli_simulate(plan) -> Callable:
     """A stand-in for :func:`jaxcollapse.simulate` with its signature that runs the trained study of the resolved
     command-line settings (the engine-only arguments: decoding, smoothing, sampler, memory, devices, are unused)."""
     res = plan.resolved
 
     def run(seed, initial, regime, *, chains, generations, per_context=False, keep_final=None, progress=None,
             chunk_size=None, **engine_only):
+        from ..engine.simulate import simulate_trained
+
         return simulate_trained(seed, plan.corpus if plan.corpus is not None else initial, regime, chains=chains,
                                 generations=generations, estimator=res["estimator"], training=_cli_training(res),
                                 chunk_size=chunk_size, per_context=per_context, keep_final=keep_final,

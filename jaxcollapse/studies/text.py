@@ -93,7 +93,8 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
 
     from ..core.autoregressive import autoregressive
     from ..io.corpus import ngram_model
-    from ..core.trained import Training, simulate_trained
+    from ..core.trained import Training
+    from ..engine.simulate import simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)
@@ -155,7 +156,8 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
 
     from ..io.corpus import ngram_model
     from ..core.regimes import fully_synthetic
-    from ..core.trained import Training, simulate_trained
+    from ..core.trained import Training
+    from ..engine.simulate import simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)
@@ -234,7 +236,8 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
 
     from ..core.initial import zipf
     from ..core.regimes import fully_synthetic
-    from ..core.trained import Training, simulate_trained
+    from ..core.trained import Training
+    from ..engine.simulate import simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(64, scale)
@@ -301,7 +304,7 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
     from ..core.autoregressive import autoregressive
     from ..io.corpus import ngram_model
     from ..core.regimes import fully_synthetic
-    from ..core.trained import simulate_trained
+    from ..engine.simulate import simulate_trained
 
     out = pathlib.Path(out)
     chains = _chains(16, scale)

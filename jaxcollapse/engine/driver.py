@@ -1,0 +1,252 @@
+"""The one driver: chains in chunks under ``vmap``, ``lax.scan`` over generations, sharded over devices.
+
+Every path that runs chains over generations runs here: :func:`jaxcollapse.simulate`,
+:func:`jaxcollapse.simulate_trained`, the sweep (points x chains), the trajectory recorder and the studies.
+A :class:`Job` names the kernel (:class:`jaxcollapse.core.interface.Kernel`), its static config and what to
+record; :func:`run` takes the job over the chains with global indices ``ids``:
+
+- chain ``i`` uses the key ``fold_in(key, i)`` and, in generation ``m``, ``fold_in(fold_in(key, i), m)``, so a
+  chain's trajectory does not depend on the chunk size, the devices, the processes or which chains run beside
+  it (with ``points``, ``key`` holds one key per point);
+- chains run in chunks of a fixed size (one compilation per study shape); the chunks of one call are laid
+  along a chain axis sharded over the local devices (``shard_map`` over a one-axis ``Mesh``), one chunk per
+  device, so each device runs the one-device program on its chunk;
+- generations run in segments of one compiled ``lax.scan``; the next segment is dispatched before the
+  previous one's metrics are fetched (one transfer of the whole info tree) and handed to the caller's sink;
+- a kernel whose collapsed chains stay fixed (``Kernel.freezes``) skips a chunk's generations once every chain
+  of it has collapsed: a ``lax.cond`` on one predicate per device, also under the points ``vmap`` of a sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from ..core.interface import Kernel
+
+AXIS = "chains"
+
+
+class Job(NamedTuple):
+    """What one compiled program runs (hashable: a ``jit`` static argument).
+
+    Attributes:
+      kernel: the :class:`Kernel`.  config: its static configuration.
+      per_context: also record the ``"<metric>/context"`` ``(C,)`` values.
+      points: ``params`` and the key carry a leading axis of points (a sweep): points x chains.
+      models: also record each generation's model ``(C, V)`` under ``"model"`` (trajectories).
+    """
+
+    kernel: Kernel
+    config: Any
+    per_context: bool = False
+    points: bool = False
+    models: bool = False
+
+
+def segment_length(generations: int, segments: int = 20) -> int:
+    """Generations per compiled segment after generation 1 (the caller hears of progress between segments)."""
+    rest = generations - 1
+    return max(1, math.ceil(rest / max(1, min(rest, segments))))
+
+
+# ------------------------------------------------------------------------------------------------
+# the compiled programs: one chain, vmapped over chains (and points), sharded over devices
+
+
+def _vmapped(job: Job, fn, chain_args: int):
+    """``fn(*chain_args, params)`` vmapped over chains (leading axis of the first ``chain_args`` arguments) and,
+    for a sweep, over points (leading axis of every argument)."""
+    over_chains = jax.vmap(fn, in_axes=(0,) * chain_args + (None,))
+    return jax.vmap(over_chains) if job.points else over_chains
+
+
+def _spec(job: Job, lead: int = 0) -> PartitionSpec:
+    """Partition of an array whose chain axis follows ``lead`` leading axes (and the points axis)."""
+    return PartitionSpec(*([None] * (lead + job.points)), AXIS)
+
+
+def _record(job: Job, state, params) -> dict:
+    info = job.kernel.measure(state, params, job.config, job.per_context)
+    if job.models:
+        info["model"] = job.kernel.model(state, params, job.config)
+    return info
+
+
+def _start_chain(job: Job, key, params):
+    k, cfg = job.kernel, job.config
+    s0 = k.init(key, params, cfg)
+    s1, extra = k.first(jax.random.fold_in(key, 1), s0, params, cfg)
+    info0 = k.truth(params, cfg, job.per_context)
+    info0.update({name: jnp.zeros_like(v) for name, v in extra.items()})
+    if job.models:
+        info0["model"] = jnp.asarray(params.initial, jnp.float64)
+    return s1, info0, {**_record(job, s1, params), **extra}
+
+
+@functools.partial(jax.jit, static_argnames=("job", "mesh"))
+def start(key, ids, params, *, job: Job, mesh: Mesh):
+    """Generations 0 and 1 of the chains ``ids`` ``(n,)`` uint32 (n a multiple of the mesh size).
+
+    Returns ``(keys, state, info0, info1)``: chain keys and state after generation 1, and the records of
+    generations 0 and 1, each with the chain axis first (after the points axis)."""
+
+    def local(key, ids, params):
+        def one(key, params):
+            keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
+            state, info0, info1 = jax.vmap(functools.partial(_start_chain, job), in_axes=(0, None))(keys, params)
+            return keys, state, info0, info1
+        return jax.vmap(one)(key, params) if job.points else one(key, params)
+
+    return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS), PartitionSpec()),
+                         out_specs=_spec(job), check_vma=False)(key, ids, params)
+
+
+@functools.partial(jax.jit, static_argnames=("job", "mesh", "length"), donate_argnames=("state",))
+def segment(keys, state, params, first_generation, last_generation, *, job: Job, mesh: Mesh, length: int):
+    """Generations ``first_generation .. first_generation + length - 1`` (those past ``last_generation`` leave
+    the state as it is). Returns the state and the records, each ``(length, [points,] chains, ...)``."""
+    k, cfg = job.kernel, job.config
+
+    def local(keys, state, params, first_generation, last_generation):
+        def advance(s, m):
+            return _vmapped(job, lambda key, c, p: k.step(jax.random.fold_in(key, m), c, p, cfg), 2)(keys, s, params)
+
+        def measure(s):
+            return _vmapped(job, lambda c, p: _record(job, c, p), 1)(s, params)
+
+        extra_shape = jax.eval_shape(advance, state, first_generation)[1]
+
+        def compute(s, m):
+            s, extra = lax.cond(m <= last_generation, advance,
+                                lambda s, m: (s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), extra_shape)),
+                                s, m)
+            return s, {**measure(s), **extra}
+
+        if not k.freezes(cfg):
+            return lax.scan(lambda s, i: compute(s, first_generation + i), state, jnp.arange(length))
+
+        def body(carry, i):
+            s, previous = carry
+            m = first_generation + i
+
+            def skip(s, m):
+                return s._replace(generation=jnp.where(m <= last_generation, s.generation + 1, s.generation)), previous
+
+            # Once every chain here is a Dirac mass in every context, each generation returns the same model and
+            # metrics: only the generation counter moves.
+            frozen = (i > 0) & jnp.all(s.collapse_time >= 0)
+            s, info = lax.cond(frozen, skip, compute, s, m)
+            return (s, info), info
+
+        blank = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(compute, state, first_generation)[1])
+        (state, _), infos = lax.scan(body, (state, blank), jnp.arange(length))
+        return state, infos
+
+    chains = _spec(job)
+    return jax.shard_map(local, mesh=mesh, in_specs=(chains, chains, PartitionSpec(), PartitionSpec(), PartitionSpec()),
+                         out_specs=(chains, _spec(job, 1)), check_vma=False)(
+        keys, state, params, first_generation, last_generation)
+
+
+@functools.partial(jax.jit, static_argnames=("job",))
+def models(state, params, *, job: Job):
+    """The chains' models ``([points,] chains, C, V)`` float64."""
+    return _vmapped(job, lambda s, p: job.kernel.model(s, p, job.config), 1)(state, params)
+
+
+# ------------------------------------------------------------------------------------------------
+# the host loop
+
+
+class Sink(Protocol):
+    """Receives a run's records chunk by chunk (arrays with the chain axis first, after the points axis)."""
+
+    def block(self, chunk: int, first_column: int, info: dict) -> None:
+        """Records of generations ``first_column ..``: each ``([points,] n, columns[, C])``."""
+
+    def finish(self, chunk: int, records: dict) -> None:
+        """The chunk's final ``chain_collapse`` ``([points,] n)``, ``collapse_time`` and ``collapse_token``
+        ``([points,] n, C)``, and ``final`` models ``([points,] n, C, V)`` when asked for."""
+
+
+def mesh_of(devices) -> Mesh:
+    """A one-axis mesh (``"chains"``) over ``devices``."""
+    return Mesh(np.asarray(list(devices)), (AXIS,))
+
+
+def _to_chain_major(a: np.ndarray, job: Job, lead: int) -> np.ndarray:
+    """Move the ``lead`` generation axes after the chain axis: ``(G, [P,] N, ...) -> ([P,] N, G, ...)``."""
+    chain = lead + job.points
+    return np.moveaxis(a, list(range(lead)), list(range(chain, chain + lead))) if lead else a[(slice(None),) * (chain + 1) + (None,)]
+
+
+def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int, devices, sink: Sink,
+        keep_final: bool = False, share: tuple[int, int] = (0, 1),
+        progress: Callable[[int, int], None] | None = None) -> list[int]:
+    """Run ``generations`` generations of the chains ``ids`` (global indices, ``(N,)``) in chunks of ``chunk``.
+
+    Chunk ``k`` holds ``ids[k * chunk:(k + 1) * chunk]``; this process runs the chunks ``k`` with
+    ``k % share[1] == share[0]``, ``len(devices)`` at a time (one per device). Records go to ``sink`` as they
+    arrive; ``progress(done, total)`` counts chain-generations (times points). Call it inside
+    ``jax.enable_x64(True)``. Returns the indices of the chunks run here."""
+    ids = np.asarray(ids, np.int64)
+    starts = list(range(0, len(ids), chunk))
+    mine = list(range(len(starts)))[share[0]::share[1]]
+    d = len(devices)
+    mesh = mesh_of(devices)
+    seg = segment_length(generations)
+    width = 1 if not job.points else int(np.shape(jax.tree.leaves(params)[0])[0])
+    total, done = sum(min(chunk, len(ids) - starts[k]) for k in mine) * generations * width, 0
+    for g0 in range(0, len(mine), d):
+        group = mine[g0:g0 + d]
+        rows = []
+        for k in group + [group[-1]] * (d - len(group)):
+            part = ids[starts[k]:starts[k] + chunk]
+            rows.append(np.concatenate([part, np.full(chunk - len(part), part[-1])]))
+        sizes = [min(chunk, len(ids) - starts[k]) for k in group]
+        keys, state, info0, info1 = start(key, jnp.asarray(np.concatenate(rows), jnp.uint32), params, job=job, mesh=mesh)
+
+        def hand(info, first_column, used):
+            info = jax.device_get(info)
+            for j, (k, n) in enumerate(zip(group, sizes)):
+                piece = {name: _take(_to_chain_major(a if used is None else a[:used], job, used is not None), job,
+                                     j * chunk, n) for name, a in info.items()}
+                sink.block(k, first_column, piece)
+
+        pending = [(info0, 0, None), (info1, 1, None)]
+        used = 1
+        for first in range(2, generations + 1, seg):
+            state, info = segment(keys, state, params, jnp.int32(first), jnp.int32(generations), job=job, mesh=mesh,
+                                  length=seg)
+            for p in pending:
+                hand(*p)
+            done += sum(sizes) * width * used
+            if progress:
+                progress(done, total)
+            used = min(seg, generations + 1 - first)
+            pending = [(info, first, used)]
+        for p in pending:
+            hand(*p)
+        done += sum(sizes) * width * used
+        if progress:
+            progress(done, total)
+        records = {"chain_collapse": state.chain_collapse, "collapse_time": state.collapse_time,
+                   "collapse_token": state.collapse_token}
+        if keep_final:
+            records["final"] = models(state, params, job=job)
+        records = jax.device_get(records)
+        for j, (k, n) in enumerate(zip(group, sizes)):
+            sink.finish(k, {name: _take(a, job, j * chunk, n) for name, a in records.items()})
+    return mine
+
+
+def _take(a: np.ndarray, job: Job, start: int, n: int) -> np.ndarray:
+    return a[:, start:start + n] if job.points else a[start:start + n]
