@@ -458,6 +458,23 @@ def test_lookup_other_regimes_match_the_direct_theory():
     assert t.values("collision").shape == (g + 1,) and t.values("collision").dtype == np.float64
 
 
+def test_regime_theory_reads_a_regime():
+    from jaxcollapse import Decoding, accumulate_subsample, fresh_real, most_recent
+    from jaxcollapse.stats.lookup import regime_theory
+
+    g = 5
+    t = regime_theory(fresh_real(40, 0.25), P6, g)
+    np.testing.assert_array_equal(t.values("collision"), _exact("fresh_real", g=g, real=40, fraction=0.25)
+                                  .values("collision"))
+    t = regime_theory(accumulate_subsample([30], [20], [10]), P6, g)
+    np.testing.assert_array_equal(t.values("collision"), th.accumulate_subsample_collision(P6, 30, 20, 10, g))
+    _assert_fully_synthetic(regime_theory(most_recent(12, 1), P6, g), P6, 12, g)
+    assert regime_theory(most_recent(12, 1), P6, g, decoding=Decoding(temperature=0.5)).curves == {}
+    assert regime_theory(most_recent(12, 1), P6, g, decoding=Decoding()).curves != {}
+    with pytest.raises(ValueError, match="one context"):
+        regime_theory(most_recent([6, 6], 1), P6, g)
+
+
 def test_lookup_says_why_nothing_applies():
     for t, why in [(_exact("most_recent", synthetic=10, window=3), "window 3"),
                    (_exact("random_history", synthetic=10), "random_history"),

@@ -3,7 +3,8 @@
 :func:`exact_theory` is the single place that decides which closed forms of :mod:`jaxcollapse.theory` (and
 which Wright–Fisher computations of :mod:`jaxcollapse.stats.wright_fisher`) describe a run; the run report
 (:func:`jaxcollapse.io.report.theory_for`), the phase diagrams (:func:`jaxcollapse.sweeps.phase.theory_point`)
-and the paper's figures call it rather than choosing for themselves. The choice is the table ``THEORIES``
+and the paper's figures call it (or :func:`regime_theory`, for a :class:`jaxcollapse.Regime`) rather than
+choosing for themselves. The choice is the table ``THEORIES``
 (regime kind -> function); a regime missing from it has no closed form.
 
 The theory is for one context ``p`` (float64 ``(V,)``, summing to 1), sampling without decoding and fitting
@@ -34,7 +35,7 @@ from ..errors import ConfigError, check_float
 from . import theory
 from .checks import MAX_WRIGHT_FISHER_N, check_generations, check_p, check_size
 
-__all__ = ["Curve", "Theory", "exact_theory", "THEORIES", "WF_BUDGET", "EXPECTED_TIME_MAX_N"]
+__all__ = ["Curve", "Theory", "exact_theory", "regime_theory", "THEORIES", "WF_BUDGET", "EXPECTED_TIME_MAX_N"]
 
 #: Largest (distinct probabilities of p) x (n+1)² x generations for the Wright–Fisher support and
 #: P(collapsed by m) curves (about a second of matrix products per 1e9).
@@ -211,3 +212,22 @@ def exact_theory(kind: str, p, generations: int, *, synthetic: int | None = None
         return Theory({}, {}, f"no closed form for the reported metrics of {kind}")
     return rule(_Inputs(kind, p, g, synthetic, real, fraction, train, window, bool(expected_time),
                         float(wf_budget)))
+
+
+def _one(name: str, value):
+    """A size of one context: an int, or a sequence holding exactly one."""
+    if value is None or np.ndim(value) == 0:
+        return value
+    flat = np.asarray(value).ravel()
+    if flat.size != 1:
+        raise ConfigError(f"the exact theory is for one context; {name} has {flat.size} sizes")
+    return int(flat[0])
+
+
+def regime_theory(regime, p, generations: int, *, decoding=None, smoothing: float = 0.0, **options) -> Theory:
+    """:func:`exact_theory` for a :class:`jaxcollapse.Regime` (sizes of one context), an optional
+    :class:`jaxcollapse.Decoding` and a smoothing ``α``; ``options`` are ``expected_time`` and ``wf_budget``."""
+    return exact_theory(regime.kind, p, generations, synthetic=_one("synthetic", regime.synthetic),
+                        real=_one("real", regime.real), fraction=regime.fraction, train=_one("train", regime.train),
+                        window=regime.window, decoding=decoding is not None and decoding.active,
+                        smoothing=bool(smoothing), **options)
