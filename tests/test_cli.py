@@ -274,9 +274,11 @@ def test_theory_for_each_regime():
     t = results_io.theory_for(settings("fully_synthetic"), init, 6)
     np.testing.assert_allclose(t.curves["collision"][0].values, theory.fully_synthetic_collision(p, 10, 6))
     np.testing.assert_allclose(t.curves["support"][0].values, theory.expected_alive(p, 10, 6))
-    np.testing.assert_allclose(t.collapse["collapsed"], theory.collapsed_probability(p, 10, 6))
+    np.testing.assert_allclose(t.values("collapsed"), theory.collapsed_probability(p, 10, 6))
     assert t.collapse["expected"] == pytest.approx(theory.expected_collapse_time(p, 10))
-    assert results_io.theory_for(settings("fresh_real", real=10), init, 6).curves == {}
+    t = results_io.theory_for(settings("fresh_real", real=10), init, 6)      # M = 10 + 10 synthetic, λ = 1/2
+    np.testing.assert_allclose(t.values("collision"),
+                               theory.collision(p) + theory.fresh_real_sq_deviation(p, 20, 0.5, 6))
     assert results_io.theory_for(settings("most_recent"), init, 6).curves == {}
     assert results_io.theory_for(settings("fully_synthetic", smoothing=0.5), init, 6).curves == {}
     dec = {"temperature": 0.5, "top_k": None, "top_p": None}

@@ -391,3 +391,141 @@ def test_partial_l1_bound():
     assert th.partial_l1_bound(np.full(50, 0.02), 5, 20) == pytest.approx(math.sqrt(20 * 4) / 5)
     with pytest.raises(ValueError, match="N"):
         th.partial_l1_bound([0.5, 0.5], 0, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# the one theory lookup (jaxcollapse.stats.lookup) and its adapters
+
+
+def _exact(kind, p=P6, g=7, **sizes):
+    from jaxcollapse.stats.lookup import exact_theory
+
+    return exact_theory(kind, p, g, **sizes)
+
+
+def _labels(t, metric):
+    return [c.label for c in t.curves.get(metric, [])]
+
+
+def _assert_fully_synthetic(t, p, n, g):
+    np.testing.assert_array_equal(t.values("collision"), th.fully_synthetic_collision(p, n, g))
+    np.testing.assert_allclose(t.values("support"), th.expected_alive(p, n, g), rtol=1e-12)
+    np.testing.assert_allclose(t.values("collapsed"), th.collapsed_probability(p, n, g), rtol=1e-12, atol=1e-300)
+    assert t.collapse["expected"] == pytest.approx(th.expected_collapse_time(p, n), rel=1e-12)
+    assert t.collapse["littler"] == pytest.approx(th.littler_collapse_time(p, n))
+    assert (t.collapse["bound_low"], t.collapse["bound_high"]) == pytest.approx(th.theorem1_collapse_time_bounds(p, n))
+    low, high = th.theorem1_collapse_probability_bounds(p, n, g)
+    np.testing.assert_array_equal(t.collapse["prob_low"], low)
+    np.testing.assert_array_equal(t.collapse["prob_high"], high)
+    assert t.note == ""
+
+
+def test_lookup_fully_synthetic_and_its_equivalents():
+    g = 7
+    t = _exact("fully_synthetic", synthetic=12, g=g)
+    assert _labels(t, "collision") == ["exact (Theorem 1)"] and _labels(t, "collapsed") == ["exact (Wright–Fisher)"]
+    _assert_fully_synthetic(t, P6, 12, g)
+    # fresh real with no real sample left, and most-recent with window 1, are the fully synthetic chain
+    _assert_fully_synthetic(_exact("fresh_real", real=12, fraction=1.0, g=g), P6, 12, g)
+    _assert_fully_synthetic(_exact("fresh_real", real=12, fraction=0.99, g=g), P6, 12, g)      # rint(11.88) = 12
+    _assert_fully_synthetic(_exact("most_recent", synthetic=12, window=1, g=g), P6, 12, g)
+    # budgets: no Wright–Fisher curves beyond the budget, no exact E[T] when not asked
+    small = _exact("fully_synthetic", synthetic=12, g=g, wf_budget=10, expected_time=False)
+    assert set(small.curves) == {"collision"} and "expected" not in small.collapse and "littler" in small.collapse
+    assert "budget" in small.note
+    # a Dirac mass: E σ_m = 1, no collapse-time results
+    dirac = _exact("fully_synthetic", p=[0.0, 1.0, 0.0], synthetic=5)
+    np.testing.assert_array_equal(dirac.values("collision"), np.ones(8))
+    assert dirac.collapse == {}
+
+
+def test_lookup_other_regimes_match_the_direct_theory():
+    g, s0 = 9, th.collision(P8)
+    t = _exact("partially_synthetic", p=P8, g=g, real=30, synthetic=20)
+    assert _labels(t, "collision") == ["exact (Theorem 2, corrected)", "Theorem 2 as printed"]
+    np.testing.assert_array_equal(t.curves["collision"][0].values, th.theorem2_collision(P8, 30, 20, g))
+    np.testing.assert_array_equal(t.curves["collision"][1].values, th.theorem2_collision(P8, 30, 20, g, False))
+    assert t.collapse == {}
+    t = _exact("fresh_real", p=P8, g=g, real=100, fraction=0.5)
+    assert _labels(t, "collision") == ["exact (fresh real, S_0 + d_m)"] and t.collapse == {}
+    np.testing.assert_array_equal(t.values("collision"), s0 + th.fresh_real_sq_deviation(P8, 100, 0.5, g))
+    t = _exact("accumulate", p=P8, g=g, real=30, synthetic=20)
+    np.testing.assert_array_equal(t.values("collision"), 1.0 - th.accumulate_diversity(P8, 30, 20, g))
+    t = _exact("accumulate_subsample", p=P8, g=g, real=30, synthetic=20, train=10)
+    np.testing.assert_array_equal(t.values("collision"), th.accumulate_subsample_collision(P8, 30, 20, 10, g))
+    t = _exact("accumulate_subsample", p=P8, g=g, real=30, synthetic=20)              # train defaults to real
+    np.testing.assert_array_equal(t.values("collision"), th.accumulate_subsample_collision(P8, 30, 20, 30, g))
+    assert t.values("collision").shape == (g + 1,) and t.values("collision").dtype == np.float64
+
+
+def test_regime_theory_reads_a_regime():
+    from jaxcollapse import Decoding, accumulate_subsample, fresh_real, most_recent
+    from jaxcollapse.stats.lookup import regime_theory
+
+    g = 5
+    t = regime_theory(fresh_real(40, 0.25), P6, g)
+    np.testing.assert_array_equal(t.values("collision"), _exact("fresh_real", g=g, real=40, fraction=0.25)
+                                  .values("collision"))
+    t = regime_theory(accumulate_subsample([30], [20], [10]), P6, g)
+    np.testing.assert_array_equal(t.values("collision"), th.accumulate_subsample_collision(P6, 30, 20, 10, g))
+    _assert_fully_synthetic(regime_theory(most_recent(12, 1), P6, g), P6, 12, g)
+    assert regime_theory(most_recent(12, 1), P6, g, decoding=Decoding(temperature=0.5)).curves == {}
+    assert regime_theory(most_recent(12, 1), P6, g, decoding=Decoding()).curves != {}
+    with pytest.raises(ValueError, match="one context"):
+        regime_theory(most_recent([6, 6], 1), P6, g)
+
+
+def test_lookup_says_why_nothing_applies():
+    for t, why in [(_exact("most_recent", synthetic=10, window=3), "window 3"),
+                   (_exact("random_history", synthetic=10), "random_history"),
+                   (_exact("fully_synthetic", synthetic=10, decoding=True), "decoding"),
+                   (_exact("partially_synthetic", real=5, synthetic=10, smoothing=True), "smoothing")]:
+        assert t.curves == {} and t.collapse == {} and why in t.note and t.values("collision") is None
+    with pytest.raises(ValueError, match="synthetic"):
+        _exact("fully_synthetic")
+    with pytest.raises(ValueError, match="regime"):
+        _exact("nonsense", synthetic=3)
+    with pytest.raises(ValueError, match="sum to 1"):
+        _exact("fully_synthetic", p=[0.5, 0.6], synthetic=3)
+
+
+def test_lookup_is_what_the_run_report_and_the_phase_diagram_use():
+    from jaxcollapse import table
+    from jaxcollapse.io import report
+    from jaxcollapse.sweeps.phase import theory_point
+
+    g = 6
+    # a fresh-real run as the engine records it: real = M - S fresh samples, synthetic = S, first = M
+    run = {"kind": "fresh_real", "regime": "fresh_real(real=100, fraction=0.5)", "smoothing": 0.0,
+           "decoding": None, "sizes": {"first": [100], "real": [50], "synthetic": [50], "train": [0]}}
+    t = report.theory_for(run, table(P6), g)
+    np.testing.assert_allclose(t.values("collision"), th.collision(P6) + th.fresh_real_sq_deviation(P6, 100, 0.5, g))
+    point = {"regime": "fresh_real", "real": 100, "fraction": 0.5, "temperature": 1.0, "top_k": None,
+             "top_p": None, "smoothing": 0.0}
+    assert theory_point(point, table(P6).probs, g) == {"collision": pytest.approx(t.values("collision")[g])}
+    # fraction 1: fully synthetic with n = M, collapse results included in both
+    run["sizes"] = {"first": [20], "real": [0], "synthetic": [20], "train": [0]}
+    t = report.theory_for(run, table(P6), g)
+    _assert_fully_synthetic(t, P6, 20, g)
+    th_point = theory_point({**point, "real": 20, "fraction": 1.0}, table(P6).probs, g)
+    assert th_point["collapse"] == pytest.approx(th.collapsed_probability(P6, 20, g)[g])
+    assert th_point["collapse_low"] <= th_point["collapse"] <= th_point["collapse_high"]
+    # most-recent: the window is read from the regime's description
+    run = {"kind": "most_recent", "regime": "most_recent(synthetic=20, window=1)", "smoothing": 0.0,
+           "decoding": None, "sizes": {"first": [20], "real": [0], "synthetic": [20], "train": [0]}}
+    _assert_fully_synthetic(report.theory_for(run, table(P6), g), P6, 20, g)
+    assert report.theory_for({**run, "regime": "most_recent(synthetic=20, window=2)"}, table(P6), g).curves == {}
+
+
+def test_cli_run_prints_the_fresh_real_theory(tmp_path, capsys):
+    try:
+        from jaxcollapse.cli import main
+        assert callable(main)
+    except (ImportError, AssertionError):
+        from jaxcollapse.cli.main import main
+
+    code = main(["run", "--regime", "fresh_real", "--real", "100", "--fraction", "0.5", "--chains", "50", "-g", "5",
+                 "--no-plots", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code in (0, None)
+    assert "theory, exact (fresh real, S_0 + d_m): E[collision] at generation 5" in out

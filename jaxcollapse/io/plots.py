@@ -1,9 +1,10 @@
 """Figures of a finished run, drawn from its saved files (matplotlib, Agg; PNG and PDF).
 
 * ``traces``: every metric per generation, the mean over chains with its 95% confidence band, a few chains
-  faint, and the exact theory where one applies (fully synthetic: collision probability, and the expected
-  support from the Wright–Fisher chain when cheap; partially synthetic: Theorem 2 corrected, and as printed
-  dashed; accumulate: collision probability).
+  faint, and the exact theory where one applies (:func:`jaxcollapse.stats.lookup.exact_theory`: fully
+  synthetic, or fresh real with no real sample left, or most-recent with window 1: collision probability, and
+  the expected support from the Wright–Fisher chain when cheap; partially synthetic: Theorem 2 corrected, and
+  as printed dashed; fresh real, accumulate, accumulate-subsample: collision probability).
 * ``collapse``: histogram of the observed collapse times and the Kaplan–Meier survival ``P(T > m)`` with its
   interval; for fully synthetic runs, the exact expected collapse time, Littler's approximation and the
   Theorem 1 bounds as vertical lines, and the exact survival curve and Theorem 1 probability bounds.
@@ -127,7 +128,8 @@ def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
     big_g = res.generations
     t = res.collapse_time
     done = t >= 0
-    col = run.theory.collapse
+    theory = run.theory
+    col = theory.collapse
     fig = _figure(figsize=(11, 4), layout="constrained")
     ax_h, ax_s = fig.subplots(1, 2)
     if done.any():
@@ -159,8 +161,8 @@ def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
     ax_s.fill_between(x, np.append(km.ci_low, km.ci_low[-1]), np.append(km.ci_high, km.ci_high[-1]), step="post",
                       color="C0", alpha=0.25, lw=0, label="95% CI")
     gens = np.arange(big_g + 1)
-    if "collapsed" in col:
-        ax_s.plot(gens, 1 - col["collapsed"], color="C3", lw=1.2, label="exact (Wright–Fisher)")
+    for c in theory.curves.get("collapsed", [])[:1]:
+        ax_s.plot(gens, 1 - c.values, color="C3", lw=1.2, label=c.label)
     if "prob_low" in col:
         ax_s.plot(gens, 1 - col["prob_low"], color="0.3", ls=":", lw=1, label="Theorem 1 bounds")
         ax_s.plot(gens, 1 - col["prob_high"], color="0.3", ls=":", lw=1)

@@ -1,4 +1,8 @@
-"""A study's results directory: writing it atomically, reading it back, and the theory that goes with it.
+"""A study's results directory: writing it atomically and reading it back.
+
+The per-context table and the theory that goes with a run are formatted in :mod:`jaxcollapse.io.report`;
+its names (``theory_for``, ``theory_lines``, ``context_stats``, ``contexts_csv``, ``format_contexts``,
+``Theory``, ``Curve``) are re-exported here.
 
 A finished run directory holds:
 
@@ -44,6 +48,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..core.initial import Initial
 from ..engine.result import Result, Summary
+# The report (context tables, theory) lives in report.py; its names stay reachable here.
+from .report import (ContextStats, Curve, Theory, context_stats, contexts_csv, earliest_contexts,
+                     format_contexts, theory_for, theory_lines)
 
 MANIFEST = "manifest.json"
 MARKER = "jaxcollapse_run"
@@ -177,224 +184,6 @@ def backend() -> dict:
                 "device_count": len(devices), "platform": devices[0].platform}
     except Exception as e:  # pragma: no cover - reported, never fatal
         return {"backend": None, "error": str(e)}
-
-
-# ------------------------------------------------------------------------------------------------
-# per-context collapse statistics
-
-
-class ContextStats(NamedTuple):
-    """Per-context collapse statistics over chains, each ``(contexts,)``."""
-
-    weight: np.ndarray
-    support: np.ndarray
-    collision: np.ndarray
-    collapsed_fraction: np.ndarray
-    median_time: np.ndarray          # float, NaN when fewer than half of the chains collapsed
-    top_token: np.ndarray            # int, -1 if no chain collapsed
-    top_token_share: np.ndarray      # share of the collapsed chains that chose top_token (NaN if none)
-    top_token_initial: np.ndarray    # p0 of top_token (Proposition 1: the expected share)
-
-
-def context_stats(context_collapse_time, collapse_token, initial: Initial, generations: int) -> ContextStats:
-    """Collapse fraction, median collapse time (censored at ``generations``) and favourite token per context."""
-    t = np.asarray(context_collapse_time)
-    tok = np.asarray(collapse_token)
-    chains, c = t.shape
-    probs = np.asarray(initial.probs)
-    done = t >= 0
-    frac = done.mean(axis=0)
-    big = np.where(done, t, np.iinfo(np.int64).max)
-    k = math.ceil(chains / 2) - 1
-    kth = np.partition(big, k, axis=0)[k]
-    median = np.where(kth <= generations, kth, np.nan).astype(np.float64)
-    v = probs.shape[1]
-    top = np.full(c, -1, np.int64)
-    share = np.full(c, np.nan)
-    p_top = np.full(c, np.nan)
-    ncol = done.sum(axis=0)
-    for j in np.nonzero(ncol)[0]:
-        counts = np.bincount(tok[done[:, j], j], minlength=v)
-        top[j] = int(np.argmax(counts))
-        share[j] = counts[top[j]] / ncol[j]
-        p_top[j] = probs[j, top[j]]
-    return ContextStats(np.asarray(initial.weights, np.float64), (probs > 0).sum(axis=1),
-                        (probs * probs).sum(axis=1), frac, median, top, share, p_top)
-
-
-def earliest_contexts(stats: ContextStats, k: int = 10) -> np.ndarray:
-    """Indices of the ``k`` earliest-collapsing contexts among those with at least two possible next tokens:
-    by median collapse time, then by fraction collapsed (higher first), then by weight (higher first)."""
-    live = np.nonzero(stats.support >= 2)[0]
-    med = np.where(np.isnan(stats.median_time[live]), np.inf, stats.median_time[live])
-    order = np.lexsort((-stats.weight[live], -stats.collapsed_fraction[live], med))
-    return live[order[:k]]
-
-
-def contexts_csv(stats: ContextStats, initial: Initial) -> str:
-    """``contexts.csv`` text: one row per context."""
-    from .corpus import show_label
-
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["context", "label", "weight", "support", "collision", "collapsed_fraction",
-                "median_collapse_time", "top_token", "top_token_label", "top_token_share", "top_token_p0"])
-    clabels = initial.context_labels
-    labels = initial.labels
-    for j in range(stats.weight.size):
-        top = int(stats.top_token[j])
-        w.writerow([j, show_label(clabels[j]) if clabels else "", repr(float(stats.weight[j])),
-                    int(stats.support[j]), repr(float(stats.collision[j])),
-                    repr(float(stats.collapsed_fraction[j])), _num(stats.median_time[j]), top,
-                    show_label(labels[top], "") if labels and top >= 0 else "",
-                    _num(stats.top_token_share[j]), _num(stats.top_token_initial[j])])
-    return out.getvalue()
-
-
-def format_contexts(stats: ContextStats, initial: Initial, generations: int, chains: int, k: int = 10) -> str:
-    """The table of the ``k`` earliest-collapsing contexts, with their labels."""
-    from .corpus import show_label
-
-    idx = earliest_contexts(stats, k)
-    idx = idx[stats.collapsed_fraction[idx] > 0]
-    c = stats.weight.size
-    fixed = int((stats.support < 2).sum())
-    ever = stats.collapsed_fraction.mean()
-    lines = [f"contexts: {c}; {fixed} have a single possible next token (collapsed from the start, not ranked); "
-             f"{100 * ever:.1f}% of (chain, context) pairs collapsed within {generations} generations"]
-    if idx.size == 0:
-        return lines[0] + "\nno context with two or more possible next tokens collapsed in any chain"
-    lines.append(f"earliest-collapsing contexts (median over {chains} chains):")
-    lines.append(f"  {'context':<18} {'weight':>8} {'support':>7} {'median T':>9} {'collapsed':>9}  collapses onto")
-    for j in idx:
-        label = f"'{show_label(initial.context_labels[j])}'" if initial.context_labels else f"#{j}"
-        med = "> G" if np.isnan(stats.median_time[j]) else f"{stats.median_time[j]:.0f}"
-        top = int(stats.top_token[j])
-        onto = ""
-        if top >= 0:
-            tl = show_label(initial.labels[top]) if initial.labels else str(top)
-            onto = f"'{tl}' ({100 * stats.top_token_share[j]:.0f}%; p0 {stats.top_token_initial[j]:.2f})"
-        lines.append(f"  {_clip(label, 18):<18} {stats.weight[j]:>8.4f} {int(stats.support[j]):>7} "
-                     f"{med:>9} {100 * stats.collapsed_fraction[j]:>8.1f}%  {onto}")
-    return "\n".join(lines)
-
-
-def _clip(s: str, width: int) -> str:
-    return s if len(s) <= width else s[: width - 1] + "…"
-
-
-def _num(x) -> str:
-    x = float(x)
-    return "nan" if math.isnan(x) else repr(x)
-
-
-# ------------------------------------------------------------------------------------------------
-# theory that matches a run
-
-
-class Curve(NamedTuple):
-    label: str
-    values: np.ndarray
-    style: str = "-"
-
-
-class Theory(NamedTuple):
-    """Theory curves for a run: ``curves`` maps a metric to :class:`Curve` s of length ``G+1``;
-    ``collapse`` holds fully-synthetic collapse-time results (or is empty); ``note`` says why there is none."""
-
-    curves: dict
-    collapse: dict
-    note: str
-
-
-#: Largest (distinct probabilities) x (n+1)^2 x generations for the exact Wright–Fisher curves.
-WF_BUDGET = 3e9
-#: Largest n for the exact Wright–Fisher curves and expected collapse time.
-WF_MAX_N = 1000
-
-
-def theory_for(settings: dict, initial: Initial | None, generations: int) -> Theory:
-    """The exact theory that applies to a run (one context, no decoding, no smoothing), else an empty Theory."""
-    from ..stats import theory
-    none = Theory({}, {}, "")
-    if initial is None:
-        return none._replace(note="no initial distribution saved")
-    if np.asarray(initial.probs).shape[0] != 1:
-        return none._replace(note="theory is for one context")
-    dec = settings.get("decoding")
-    if dec and (dec.get("temperature", 1.0) != 1.0 or dec.get("top_k") is not None or dec.get("top_p") is not None):
-        return none._replace(note="no theory with decoding")
-    if settings.get("smoothing", 0.0):
-        return none._replace(note="no theory with smoothing")
-    sizes = settings.get("sizes", {})
-    kind = settings.get("kind")
-    p = np.asarray(initial.probs[0], np.float64)
-    p = p / p.sum()
-    g = int(generations)
-    try:
-        n = int(sizes["synthetic"][0])
-        big_n = int(sizes["real"][0])
-    except (KeyError, IndexError, TypeError):
-        return none._replace(note="sizes not recorded")
-    curves, collapse = {}, {}
-    if kind == "fully_synthetic":
-        curves["collision"] = [Curve("exact (Theorem 1)", theory.fully_synthetic_collision(p, n, g))]
-        u = 1.0 - float(p @ p)
-        if u > 0:
-            lo, hi = theory.theorem1_collapse_time_bounds(p, n)
-            collapse.update(littler=theory.littler_collapse_time(p, n), bound_low=lo, bound_high=hi)
-            k = int(np.unique(p[p > 0]).size)
-            if n <= WF_MAX_N:
-                collapse["expected"] = theory.expected_collapse_time(p, n)
-                if k * (n + 1) ** 2 * g <= WF_BUDGET:
-                    alive, fixed = theory.expected_alive(p, n, g), theory.collapsed_probability(p, n, g)
-                    curves["support"] = [Curve("exact (Wright–Fisher)", alive)]
-                    collapse["collapsed"] = fixed
-            pl, ph = theory.theorem1_collapse_probability_bounds(p, n, g)
-            collapse.update(prob_low=pl, prob_high=ph)
-    elif kind == "partially_synthetic":
-        curves["collision"] = [Curve("exact (Theorem 2, corrected)", theory.theorem2_collision(p, big_n, n, g)),
-                               Curve("Theorem 2 as printed", theory.theorem2_collision(p, big_n, n, g, corrected=False),
-                                     "--")]
-    elif kind == "accumulate":
-        curves["collision"] = [Curve("exact (accumulate)", 1.0 - theory.accumulate_diversity(p, big_n, n, g))]
-    elif kind == "accumulate_subsample" and sizes.get("train"):
-        train = int(sizes["train"][0])
-        curves["collision"] = [Curve("exact (accumulate-subsample)",
-                                     theory.accumulate_subsample_collision(p, big_n, n, train, g))]
-    else:
-        return none._replace(note=f"no closed form for the reported metrics of {kind}")
-    return Theory(curves, collapse, "")
-
-
-def theory_lines(result: Result, theory_: Theory) -> list[str]:
-    """One-line comparisons of the simulation with the theory at the last generation."""
-    from ..stats.analysis import wilson_ci
-
-    g = result.generations
-    lines = []
-    for metric, curves in theory_.curves.items():
-        s = result.summary[metric]
-        mean, sd, n = s.mean[g], s.sd[g], s.n[g]
-        half = (s.ci_high[g] - s.ci_low[g]) / 2
-        for c in curves[:1]:
-            th = float(c.values[g])
-            se = sd / math.sqrt(n) if n > 0 else float("nan")
-            z = (mean - th) / se if se > 0 else float("nan")
-            what = "E[collision]" if metric == "collision" else f"E[{metric}]"
-            lines.append(f"theory, {c.label}: {what} at generation {g} = {th:.5g}; simulated {mean:.5g} ± "
-                         f"{half:.2g} (95% CI, z = {z:+.2f})")
-    col = theory_.collapse
-    if "collapsed" in col:
-        k = int(result.collapsed.sum())
-        ci = wilson_ci(k, result.chains)
-        lines.append(f"theory, exact (Wright–Fisher): P(collapsed by generation {g}) = {col['collapsed'][g]:.4g}; "
-                     f"simulated {k / result.chains:.4g} [{float(ci.low):.4g}, {float(ci.high):.4g}] (Wilson 95%)")
-    if "littler" in col:
-        exact = f"{col['expected']:.1f} exact, " if "expected" in col else ""
-        lines.append(f"theory: E[T] = {exact}{col['littler']:.1f} (Littler's approximation); Theorem 1 bounds "
-                     f"{col['bound_low']:.1f} ≤ E[T] ≤ {col['bound_high']:.4g} generations")
-    return lines
 
 
 # ------------------------------------------------------------------------------------------------
@@ -621,4 +410,5 @@ def load_run(directory) -> Run:
 
 
 __all__ = ["save_result", "load_run", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
-           "theory_lines", "context_stats", "contexts_csv", "format_contexts"]
+           "theory_lines", "context_stats", "contexts_csv", "format_contexts", "ContextStats",
+           "earliest_contexts", "Theory", "Curve"]

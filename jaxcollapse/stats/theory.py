@@ -8,7 +8,11 @@ every trajectory function returns an array of length ``generations + 1`` indexed
 ``p^(1) = Mult(n, p)/n`` and ``p^(m) = Mult(n, p^(m-1))/n``; partially synthetic, ``R ~ Mult(N, p)``,
 ``p^(1) = R/N`` and ``p^(m) = (R + Mult(n, p^(m-1)))/(N + n)`` for ``m >= 2``; fresh real,
 ``p^(1) = Mult(M, p)/M`` and ``p^(m) = (Mult(M - S, p) + Mult(S, p^(m-1)))/M`` with ``S = rint(λ M)``;
-accumulate, ``p^(1) = R/N`` and ``p^(m) = (R + Σ_{j<m} Mult(n, p^(j)))/(N + (m-1) n)``.
+accumulate, ``p^(1) = R/N`` and ``p^(m) = (R + Σ_{j<m} Mult(n, p^(j)))/(N + (m-1) n)``.  The exact
+Wright–Fisher computations of the fully synthetic chain (``alive_probability``, ``expected_alive``,
+``collapsed_probability``, ``alive_and_collapsed``, ``expected_collapse_time``) live in
+:mod:`jaxcollapse.stats.wright_fisher` and are re-exported here; :mod:`jaxcollapse.stats.lookup` picks the
+results that apply to a regime.
 
 Sign correction of the paper's Theorem 2.  As printed, Theorem 2 gives, with ``α = n/(N+n)``,
 ``β = α²(1-1/n)`` and ``D = 1 + (1+1/N)α``, ``S_{m+1} = {(1/N)[1 + 2α - (1-1/N)αβ^m] + (1-1/N)S_0[1 + α
@@ -23,16 +27,17 @@ corrected sign by default and offers the printed one with ``corrected=False``.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 
 import numpy as np
-from scipy import linalg as _linalg
 from scipy import special as _special
-from scipy import stats as _stats
 
-from ..errors import ConfigError, check_float, check_int
+from ..errors import ConfigError, check_float
+from .checks import check_generations, check_p, check_size, powers, support
+# The Wright–Fisher computations live in their own module; their names stay reachable here.
+from .wright_fisher import (MAX_WRIGHT_FISHER_N, alive_and_collapsed, alive_probability, collapsed_probability,
+                            expected_alive, expected_collapse_time)
 
 __all__ = [
     "collision",
@@ -56,70 +61,12 @@ __all__ = [
     "fresh_real_sq_deviation_limit",
     "accumulate_diversity",
     "accumulate_diversity_limit",
+    "partial_l1_bound",
+    "accumulate_subsample_collision",
     "missing_mass",
+    "alive_and_collapsed",
     "MAX_WRIGHT_FISHER_N",
 ]
-
-#: Largest population ``n`` for which the exact (n+1)x(n+1) Wright–Fisher matrix is built.
-MAX_WRIGHT_FISHER_N = 5000
-
-_SUM_TOL = 1e-9
-
-
-# ----------------------------------------------------------------------------------------------------------
-# input checks
-# ----------------------------------------------------------------------------------------------------------
-
-def _check_p(p, name: str = "p") -> np.ndarray:
-    """Return ``p`` as a float64 1-D probability vector, or raise ConfigError (a ValueError) naming it."""
-    try:
-        arr = np.asarray(p, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a 1-D array of probabilities, got {p!r}") from None
-    if arr.ndim != 1 or arr.size == 0:
-        raise ConfigError(f"{name} must be a non-empty 1-D probability vector, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{name} must contain only finite values")
-    if np.any(arr < 0):
-        raise ConfigError(f"{name} must be non-negative, got min {arr.min()!r}")
-    total = float(arr.sum())
-    if abs(total - 1.0) > _SUM_TOL:
-        raise ConfigError(f"{name} must sum to 1 within {_SUM_TOL:g}, got sum {total!r}")
-    return arr
-
-
-def _check_prob(name: str, value) -> float:
-    return check_float(name, value, low=0.0, high=1.0)
-
-
-def _check_size(name: str, value) -> int:
-    return check_int(name, value, low=1)
-
-
-def _check_generations(value, name: str = "generations") -> int:
-    return check_int(name, value, low=0)
-
-
-def _check_wf_n(n) -> int:
-    n = _check_size("n", n)
-    if n > MAX_WRIGHT_FISHER_N:
-        raise ConfigError(f"n must be <= {MAX_WRIGHT_FISHER_N} for the exact (n+1)x(n+1) Wright-Fisher "
-                          f"matrix (too large otherwise), got {n}")
-    return n
-
-
-def _support(p: np.ndarray) -> int:
-    return int(np.count_nonzero(p > 0))
-
-
-def _is_dirac(p: np.ndarray) -> bool:
-    return _support(p) == 1
-
-
-def _powers(base: float, generations: int) -> np.ndarray:
-    """``base**m`` for ``m = 0..generations`` (with ``0**0 = 1``)."""
-    return np.power(float(base), np.arange(generations + 1, dtype=np.float64))
-
 
 # ----------------------------------------------------------------------------------------------------------
 # basic statistics
@@ -128,14 +75,14 @@ def _powers(base: float, generations: int) -> np.ndarray:
 def collision(p) -> float:
     """Collision probability ``S_0 = Σ_i p_i²`` of the 1-D probability vector ``p`` (shape ``(s,)``), a
     float; it is the paper's statistic ``σ`` evaluated at ``p`` (exact, definition; arXiv 2404.05090 §3)."""
-    p = _check_p(p)
+    p = check_p(p)
     return float(np.dot(p, p))
 
 
 def diversity(p) -> float:
     """Diversity ``u = 1 - Σ_i p_i²`` (the Gini–Simpson index, ``H_0`` of model.md §4) of the 1-D probability
     vector ``p`` (shape ``(s,)``), a float (exact, definition; arXiv 2404.05090 §3)."""
-    p = _check_p(p)
+    p = check_p(p)
     return float(1.0 - np.dot(p, p))
 
 
@@ -147,142 +94,40 @@ def fully_synthetic_collision(p, n, generations) -> np.ndarray:
     """Expected collision probability in the fully synthetic regime, ``S_m = E σ_m = 1 - (1-1/n)^m u`` with
     ``u = 1 - Σ p_i²``, for ``m = 0..G`` (array of shape ``(G+1,)``, ``S_0 = Σ p_i²``); exact (E), paper
     Theorem 1 eq. (6) (arXiv 2404.05090 §3.1), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    n = check_size("n", n)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
-    return 1.0 - _powers(1.0 - 1.0 / n, g) * u
+    return 1.0 - powers(1.0 - 1.0 / n, g) * u
 
 
 def fully_synthetic_diversity(p, n, generations) -> np.ndarray:
     """Expected diversity in the fully synthetic regime, ``H_m = E[1 - σ_m] = (1-1/n)^m u`` with
     ``u = 1 - Σ p_i²``, for ``m = 0..G`` (array of shape ``(G+1,)``); exact (E), the complement of paper
     Theorem 1 eq. (6) (arXiv 2404.05090 §3.1), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    n = check_size("n", n)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
-    return _powers(1.0 - 1.0 / n, g) * u
+    return powers(1.0 - 1.0 / n, g) * u
 
 
 def fully_synthetic_sq_deviation(p, n, generations) -> np.ndarray:
     """Expected squared L2 drift in the fully synthetic regime, ``E‖p^(m) - p‖² = (1 - (1-1/n)^m) u`` with
     ``u = 1 - Σ p_i²``, for ``m = 0..G`` (array of shape ``(G+1,)``, 0 at ``m = 0``); exact (E), from the
     martingale ``E p^(m) = p`` and Theorem 1 eq. (6) (arXiv 2404.05090 §3.1), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    n = check_size("n", n)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
-    return (1.0 - _powers(1.0 - 1.0 / n, g)) * u
+    return (1.0 - powers(1.0 - 1.0 / n, g)) * u
 
 
 def collapse_token_probability(p) -> np.ndarray:
     """Probability that the fully synthetic chain eventually collapses onto token ``i``, which is ``p_i``
     (a copy of ``p``, shape ``(s,)``), for any ``n >= 1``; exact (E), paper Proposition 1
     (arXiv 2404.05090 §3.1): each token's mass is a bounded martingale absorbed at 0 or 1."""
-    return _check_p(p).copy()
-
-
-_CACHE_MAX_N = 1000
-
-
-#: Probabilities below this are set to 0 in the Wright–Fisher propagation: subnormal numbers make the
-#: matrix products orders of magnitude slower, and mass this small cannot change any reported digit.
-_TINY = 1e-280
-
-
-def _wf_matrix(n: int) -> np.ndarray:
-    """Read-only (n+1)x(n+1) two-type Wright–Fisher matrix ``P[j, k] = Binom(k; n, j/n)`` (cached for
-    ``n <= 1000``; larger ones, up to 200 MB, are rebuilt on each call rather than kept alive)."""
-    return _wf_matrix_cached(n) if n <= _CACHE_MAX_N else _build_wf_matrix(n)
-
-
-@functools.lru_cache(maxsize=8)
-def _wf_matrix_cached(n: int) -> np.ndarray:
-    return _build_wf_matrix(n)
-
-
-def _build_wf_matrix(n: int) -> np.ndarray:
-    j = np.arange(n + 1, dtype=np.float64)
-    mat = _stats.binom.pmf(j[None, :], n, j[:, None] / n)
-    mat[mat < _TINY] = 0.0
-    mat = np.ascontiguousarray(mat, dtype=np.float64)
-    mat.setflags(write=False)
-    return mat
-
-
-def _wf_marginals(values: np.ndarray, n: int, generations: int) -> tuple[np.ndarray, np.ndarray]:
-    """For token probabilities ``values`` (shape ``(k,)``), return ``(alive, fixed)``, each ``(G+1, k)``:
-    ``P(X_m > 0)`` and ``P(X_m = n)`` for the token's count ``X_m`` (``m >= 1``); row 0 is the start
-    ``(p_i > 0, p_i == 1)``.  The count distribution is propagated row-vector by matrix, ``O(G k n²)``."""
-    k = values.size
-    alive = np.empty((generations + 1, k))
-    fixed = np.empty((generations + 1, k))
-    alive[0] = values > 0
-    fixed[0] = values == 1.0
-    if generations == 0:
-        return alive, fixed
-    counts = np.arange(n + 1, dtype=np.float64)
-    dist = _stats.binom.pmf(counts[None, :], n, values[:, None])      # (k, n+1): X_1 ~ Binom(n, p_i)
-    mat = _wf_matrix(n)
-    for m in range(1, generations + 1):
-        if m > 1:
-            dist = dist @ mat
-            dist[dist < _TINY] = 0.0
-        alive[m] = dist[:, 1:].sum(axis=1)                               # sum, not 1 - P(0): keeps tiny tails
-        fixed[m] = dist[:, n]
-    np.clip(alive, 0.0, 1.0, out=alive)
-    np.clip(fixed, 0.0, 1.0, out=fixed)
-    return alive, fixed
-
-
-def alive_probability(p_i, n, generations) -> np.ndarray:
-    """Exact probability that a token of initial probability ``p_i`` (a float in [0, 1]) still has a
-    positive count at generation ``m`` of the fully synthetic chain, for ``m = 0..G`` (array ``(G+1,)``;
-    1 at ``m = 0`` if ``p_i > 0`` else 0).  The token's count is the two-type Wright–Fisher chain on
-    ``{0..n}`` with ``X_1 ~ Binom(n, p_i)`` and ``P[j, k] = Binom(k; n, j/n)``; its distribution is
-    propagated by the (n+1)x(n+1) matrix (``n <= 5000``), giving ``P(alive at m) = P(X_m > 0)``; exact (E),
-    model.md §4 (Wright–Fisher, cf. arXiv 2404.05090 §3.1); it tends to ``p_i`` as ``m → ∞``."""
-    value = _check_prob("p_i", p_i)
-    n = _check_wf_n(n)
-    g = _check_generations(generations)
-    alive, _ = _wf_marginals(np.array([value]), n, g)
-    return alive[:, 0].copy()
-
-
-def _grouped(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    values, mult = np.unique(p, return_counts=True)
-    return values, mult.astype(np.float64)
-
-
-def expected_alive(p, n, generations) -> np.ndarray:
-    """Expected number of tokens with positive count (support size) of the fully synthetic chain,
-    ``E[#alive at m] = Σ_i P(X_{i,m} > 0)`` for ``m = 0..G`` (array ``(G+1,)``, the support size of ``p`` at
-    ``m = 0``), each term from ``alive_probability`` (identical ``p_i`` grouped, ``n <= 5000``); exact (E),
-    model.md §4; it decreases to 1."""
-    p = _check_p(p)
-    n = _check_wf_n(n)
-    g = _check_generations(generations)
-    values, mult = _grouped(p)
-    alive, _ = _wf_marginals(values, n, g)
-    return alive @ mult
-
-
-def collapsed_probability(p, n, generations) -> np.ndarray:
-    """Exact probability that the fully synthetic chain has totally collapsed (``p^(m)`` is a Dirac mass,
-    model.md Definition 1) by generation ``m``, for ``m = 0..G`` (array ``(G+1,)``).  Since collapse is
-    absorbing and, for ``m >= 1``, at most one token can hold all ``n`` samples, ``P(T <= m) =
-    Σ_i P(X_{i,m} = n)`` with ``X_{i,m}`` token ``i``'s two-type Wright–Fisher count, propagated by the
-    (n+1)x(n+1) binomial matrix (``n <= 5000``); at ``m = 0`` it is 1 if ``p`` is a Dirac mass else 0.  Exact
-    (E); it is the quantity bounded by paper Theorem 1 (arXiv 2404.05090 §3.1) and tends to 1."""
-    p = _check_p(p)
-    n = _check_wf_n(n)
-    g = _check_generations(generations)
-    values, mult = _grouped(p)
-    _, fixed = _wf_marginals(values, n, g)
-    out = fixed @ mult
-    out[0] = 1.0 if _is_dirac(p) else 0.0
-    return np.clip(out, 0.0, 1.0)
+    return check_p(p).copy()
 
 
 def theorem1_collapse_probability_bounds(p, n, generations) -> tuple[np.ndarray, np.ndarray]:
@@ -293,15 +138,15 @@ def theorem1_collapse_probability_bounds(p, n, generations) -> tuple[np.ndarray,
     ``p^(m)`` is an ``n``-sample frequency (``m >= 1``); at ``m = 0`` the lower bound is therefore set to 0
     (the formula can exceed the true value 0 there when ``1 - S_0 < 1/n``).  Exact bounds (E), paper Theorem
     1 (arXiv 2404.05090 §3.1), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
-    s_tilde = _support(p)
+    p = check_p(p)
+    n = check_size("n", n)
+    g = check_generations(generations)
+    s_tilde = support(p)
     if s_tilde == 1:
         ones = np.ones(g + 1)
         return ones, ones.copy()
     u = 1.0 - float(np.dot(p, p))
-    h = u * _powers(1.0 - 1.0 / n, g)
+    h = u * powers(1.0 - 1.0 / n, g)
     lower = np.clip(1.0 - n * h, 0.0, 1.0)
     lower[0] = 0.0
     upper = np.clip(1.0 - h / (1.0 - 1.0 / s_tilde), 0.0, 1.0)
@@ -314,9 +159,9 @@ def theorem1_collapse_time_bounds(p, n) -> tuple[float, float]:
     and ``s̃`` the support size of ``p`` (both obtained by summing the probability bounds of
     ``theorem1_collapse_probability_bounds`` over ``m >= 1``, plus ``P(T > 0) = 1``); for a Dirac ``p``
     (``T = 0``) both are 0.  Exact bounds (E), paper Theorem 1 (arXiv 2404.05090 §3.1), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
-    s_tilde = _support(p)
+    p = check_p(p)
+    n = check_size("n", n)
+    s_tilde = support(p)
     if s_tilde == 1:
         return 0.0, 0.0
     u = 1.0 - float(np.dot(p, p))
@@ -328,53 +173,10 @@ def littler_collapse_time(p, n) -> float:
     mass), ``E[T] ≈ -2n Σ_i (1-p_i) ln(1-p_i)`` (terms with ``p_i`` = 0 or 1 contribute 0), a float;
     asymptotic (A) for large ``n`` (within a few percent for ``n >= 20``), Littler (1975), Theor. Pop. Biol.
     7:101 (the K-allele neutral Wright–Fisher absorption time), model.md §4."""
-    p = _check_p(p)
-    n = _check_size("n", n)
+    p = check_p(p)
+    n = check_size("n", n)
     q = 1.0 - p
     return float(-2.0 * n * np.sum(_special.xlogy(q, q)))
-
-
-def expected_collapse_time(p, n, max_generations=None, *, method: str = "solve") -> float:
-    """Exact expected collapse time ``E[T] = Σ_{m>=0} P(T > m)`` of the fully synthetic chain, a float
-    (0 if ``p`` is a Dirac mass; ``n <= 5000``).  With ``P(T > m) = Σ_i (p_i - P(X_{i,m} = n))`` (Proposition
-    1 and ``collapsed_probability``), ``method="solve"`` (default) sums the series in closed form: with
-    ``g = (I - Q)^{-1} (x/n)_{x=1..n-1}`` (``Q`` the transient block of the Wright–Fisher matrix, ``g(x) =
-    Σ_m (x/n - P_x(X_m = n))``), ``E[T] = Σ_i [p_i - 1(p_i = 1) + E g(Binom(n, p_i))]``, one dense solve of
-    size ``n-1``.  ``method="sum"`` sums ``1 - collapsed_probability`` over ``m = 0..G`` with ``G`` chosen so
-    that the remaining tail, bounded by ``n² u (1-1/n)^{G+1}`` (``u = 1 - Σ p_i²``), is below 1e-12, and
-    raises ConfigError (a ValueError) naming ``max_generations`` (default 10^6) if ``G`` would exceed it
-    (``G ≈ n ln(1e12 n² u)``, so ``"sum"`` is only practical for ``n`` up to a few hundred); the two agree to
-    ~1e-9 relative.  Exact (E), the quantity bounded by paper Theorem 1 (arXiv 2404.05090
-    §3.1), approximated by ``littler_collapse_time``."""
-    p = _check_p(p)
-    n = _check_wf_n(n)
-    if method not in ("solve", "sum"):
-        raise ConfigError(f"method must be 'solve' or 'sum', got {method!r}")
-    max_g = 10**6 if max_generations is None else _check_generations(max_generations, "max_generations")
-    if _is_dirac(p):
-        return 0.0
-    if method == "solve":
-        values, mult = _grouped(p)
-        if n == 1:
-            return float(np.sum(p))                                       # one sample: T = 1 surely
-        mat = _wf_matrix(n)
-        x = np.arange(1, n, dtype=np.float64)
-        a = np.eye(n - 1) - mat[1:n, 1:n]
-        g = _linalg.solve(a, x / n, check_finite=False)
-        first = _stats.binom.pmf(x[None, :], n, values[:, None])          # P(X_1 = x), x = 1..n-1
-        per_value = values - (values == 1.0) + first @ g
-        return float(per_value @ mult)
-    u = 1.0 - float(np.dot(p, p))
-    if n == 1:
-        g_needed = 1
-    else:
-        # smallest G with n² u (1-1/n)^(G+1) < 1e-12
-        g_needed = max(1, int(math.ceil(math.log(1e-12 / (n * n * u)) / math.log1p(-1.0 / n))))
-    if g_needed > max_g:
-        raise ConfigError(f"max_generations must be >= {g_needed} to sum E[T] to 1e-12 for n={n}, "
-                          f"got {max_g}")
-    prob = collapsed_probability(p, n, g_needed)
-    return float(np.sum(1.0 - prob))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -392,16 +194,16 @@ def partial_sq_deviation_from_first(p, N, n, generations) -> np.ndarray:
     ``m = 1``), with ``α = n/(N+n)``, ``β = α²(1-1/n)``, ``u = 1 - Σ p_i²``; at ``m = 0``, where ``p^(0) = p``,
     the value is ``E‖p - p^(1)‖² = u/N``.  Exact (E), paper §3.2 (arXiv 2404.05090, Theorem 2's derivation),
     model.md §4; it converges to ``partial_deviation_limit``."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
     alpha, beta = _alpha_beta(N, n)
     out = np.empty(g + 1)
     out[0] = u / N
     if g >= 1:
-        bm1 = _powers(beta, g - 1)                                        # β^(m-1), m = 1..G
+        bm1 = powers(beta, g - 1)                                        # β^(m-1), m = 1..G
         out[1:] = (alpha * alpha / n) * (1.0 - 1.0 / N) * u * (1.0 - bm1) / (1.0 - beta)
     return out
 
@@ -412,7 +214,7 @@ def partial_sq_deviation(p, N, n, generations) -> np.ndarray:
     ``m >= 1``, with ``α = n/(N+n)``, ``β = α²(1-1/n)``, ``u = 1 - Σ p_i²`` (the two terms are orthogonal
     since ``E[p^(m) | p^(1)] = p^(1)``).  Exact (E), paper §3.2 (arXiv 2404.05090), model.md §4."""
     out = partial_sq_deviation_from_first(p, N, n, generations)
-    p = _check_p(p)
+    p = check_p(p)
     u = 1.0 - float(np.dot(p, p))
     out[1:] += u / int(N)
     out[0] = 0.0
@@ -423,9 +225,9 @@ def partial_deviation_limit(p, N, n) -> float:
     """Limit ``m → ∞`` of ``E‖p^(m) - p^(1)‖²`` in the partially synthetic regime,
     ``n(1-1/N)u / (N² + 2Nn + n)`` with ``u = 1 - Σ p_i²``, a float (finite: no collapse); exact (E), paper
     §3.2 (arXiv 2404.05090), model.md §4."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
     u = 1.0 - float(np.dot(p, p))
     return n * (1.0 - 1.0 / N) * u / (N * N + 2.0 * N * n + n)
 
@@ -439,10 +241,10 @@ def partial_l1_bound(p, N, n) -> float:
     (at most ``k`` tokens), so ``E‖q_m - p^(m-1)‖₁ ≤ Σ_i √(p_i(1-p_i)/n) ≤ √((k-1)/n)`` (Jensen,
     Cauchy–Schwarz, ``Σ p_i² ≥ 1/k``) and the drift is at most ``(α/(1-α)) √((k-1)/n)``. It needs no exact
     result, and is looser than ``√(s̃ · E‖p^(m) - p^(1)‖₂²)`` computed from the exact L2 deviation."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
-    return math.sqrt(n * (min(_support(p), N) - 1)) / N
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
+    return math.sqrt(n * (min(support(p), N) - 1)) / N
 
 
 def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarray:
@@ -452,10 +254,10 @@ def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarr
     (``corrected=True``, default) is exact (E) and equals ``S_1 + (α²/n)(1-1/N)(1-S_0)(1-β^m)/(1-β)``, ``−``
     (``corrected=False``) is the sign printed in the paper, which is wrong (see the module docstring).
     Source: paper Theorem 2 (arXiv 2404.05090 §3.2), corrected in model.md §4."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
+    g = check_generations(generations)
     if not isinstance(corrected, (bool, np.bool_)):
         raise ConfigError(f"corrected must be True or False, got {corrected!r}")
     s0 = float(np.dot(p, p))
@@ -465,7 +267,7 @@ def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarr
     out = np.empty(g + 1)
     out[0] = s0
     if g >= 1:
-        bm = _powers(beta, g - 1)                                         # β^m for S_{m+1}, m = 0..G-1
+        bm = powers(beta, g - 1)                                         # β^m for S_{m+1}, m = 0..G-1
         first = (1.0 / N) * (1.0 + 2.0 * alpha - (1.0 - 1.0 / N) * alpha * bm)
         second = (1.0 - 1.0 / N) * s0 * (1.0 + alpha + sign * (alpha / N) * bm)
         out[1:] = (first + second) / d
@@ -477,7 +279,7 @@ def theorem2_collision(p, N, n, generations, corrected: bool = True) -> np.ndarr
 # ----------------------------------------------------------------------------------------------------------
 
 def _fresh_split(M, fraction) -> tuple[int, float]:
-    M = _check_size("M", M)
+    M = check_size("M", M)
     fraction = check_float("fraction", fraction, low=0.0, high=1.0)
     s = int(np.rint(fraction * M))                                        # the engine's integer split
     return M, s / M
@@ -489,9 +291,9 @@ def fresh_real_sq_deviation(p, M, fraction, generations) -> np.ndarray:
     ``m = 0..G`` (array ``(G+1,)``): ``d_0 = 0``, ``d_1 = u/M``, ``d_m = u/M + λ(λ - 1/M) d_{m-1}`` with
     ``λ = S/M`` the realised share and ``u = 1 - Σ p_i²``.  Exact (E), model.md §4 (common variant; not in
     arXiv 2404.05090)."""
-    p = _check_p(p)
+    p = check_p(p)
     M, lam = _fresh_split(M, fraction)
-    g = _check_generations(generations)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
     rho = lam * (lam - 1.0 / M)
     out = np.zeros(g + 1)
@@ -504,7 +306,7 @@ def fresh_real_sq_deviation_limit(p, M, fraction) -> float:
     """Stationary value ``u / (M(1-λ²) + λ)`` of ``fresh_real_sq_deviation`` (``λ = rint(fraction·M)/M``,
     ``u = 1 - Σ p_i²``), a float; equals ``u`` when ``λ = 1`` (fully synthetic collapse).  Exact (E),
     model.md §4."""
-    p = _check_p(p)
+    p = check_p(p)
     M, lam = _fresh_split(M, fraction)
     u = 1.0 - float(np.dot(p, p))
     return u / (M * (1.0 - lam * lam) + lam)
@@ -520,10 +322,10 @@ def accumulate_diversity(p, N, n, generations) -> np.ndarray:
     ``u = 1 - Σ p_i²`` (the pool frequency is a martingale whose step ``m → m+1`` adds variance
     ``n H_m/(N+mn)²``).  Exact (E), model.md §4 (Gerstgrasser et al., arXiv 2404.01413); it converges to
     ``accumulate_diversity_limit`` > 0 (no collapse)."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
-    g = _check_generations(generations)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
+    g = check_generations(generations)
     u = 1.0 - float(np.dot(p, p))
     out = np.empty(g + 1)
     out[0] = u
@@ -540,9 +342,9 @@ def accumulate_diversity_limit(p, N, n) -> float:
     ``b = N/n``, ``u = 1 - Σ p_i²``, evaluated in closed form by the Euler product
     ``Π_{k>=1}(1 - a²/(k+b)²) = Γ(1+b)² / (Γ(1+b-a) Γ(1+b+a))`` (equal to the product taken to convergence),
     a float, positive whenever ``N >= 2`` and ``u > 0``.  Exact (E), model.md §4."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
     u = 1.0 - float(np.dot(p, p))
     a = 1.0 / math.sqrt(n)
     c = 1.0 + N / n
@@ -560,13 +362,13 @@ def accumulate_subsample_collision(p, N, n, train, generations) -> np.ndarray:
     and appending ``Y ~ Mult(n, p^(m))`` gives ``P_{m+1}² a_{m+1} = (P_m² + 2n P_m) a_m + n + n(n-1) S_m``.
     Every step is linear in ``a_m``, so the expectation closes. Without the subsampling term (``c_m = 0``)
     the recursion is the accumulate regime's (``1 - accumulate_diversity``)."""
-    p = _check_p(p)
-    N = _check_size("N", N)
-    n = _check_size("n", n)
-    k = _check_size("train", train)
+    p = check_p(p)
+    N = check_size("N", N)
+    n = check_size("n", n)
+    k = check_size("train", train)
     if k > N:
         raise ValueError(f"train must be at most N ({N}), got {k}")
-    g = _check_generations(generations)
+    g = check_generations(generations)
     s0 = float(np.dot(p, p))
     out = np.empty(g + 1)
     out[0] = s0
@@ -587,7 +389,7 @@ def missing_mass(p, draws):
     """Expected mass of ``p`` on tokens not seen in ``T`` i.i.d. draws from ``p``, ``E = Σ_i p_i (1-p_i)^T``,
     vectorised over ``draws`` (an int or array of non-negative ints; returns a float or an array of the same
     shape); exact (E), model.md §4 (Good–Turing / Dohmatob et al.)."""
-    p = _check_p(p)
+    p = check_p(p)
     t = np.asarray(draws)
     if t.dtype == bool or t.size == 0 or not (np.issubdtype(t.dtype, np.integer) or (
             np.issubdtype(t.dtype, np.floating) and np.all(np.isfinite(t)) and np.all(t == np.round(t)))) \

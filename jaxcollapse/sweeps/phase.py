@@ -32,38 +32,28 @@ WF_BUDGET = 3e9
 
 def theory_point(settings: dict, initial_probs: np.ndarray | None, generations: int) -> dict:
     """Exact results at the last generation for one point: ``collision`` (float), ``collapse`` (exact
-    P(collapsed by G)), ``collapse_low``/``collapse_high`` (Theorem 1); keys only where they apply."""
-    from ..stats import theory
+    P(collapsed by G)), ``collapse_low``/``collapse_high`` (Theorem 1); keys only where they apply. The
+    values at generation ``G`` of :func:`jaxcollapse.stats.lookup.exact_theory` for the point's settings."""
+    from ..stats.lookup import exact_theory
+
     out = {}
     if initial_probs is None or initial_probs.shape[0] != 1:
         return out
-    if (settings.get("temperature", 1.0) != 1.0 or settings.get("top_k") is not None
-            or settings.get("top_p") is not None or settings.get("smoothing", 0.0)):
-        return out
-    p = np.asarray(initial_probs[0], np.float64)
     g = int(generations)
-    kind = settings["regime"]
-    n_full = None
-    if kind == "fully_synthetic":
-        n = int(settings["synthetic"])
-        out["collision"] = float(theory.fully_synthetic_collision(p, n, g)[g])
-        n_full = n
-    elif kind == "partially_synthetic":
-        out["collision"] = float(theory.theorem2_collision(p, int(settings["real"]), int(settings["synthetic"]), g)[g])
-    elif kind == "fresh_real":
-        m, lam = int(settings["real"]), float(settings["fraction"])
-        out["collision"] = float(p @ p + theory.fresh_real_sq_deviation(p, m, lam, g)[g])
-        if int(np.rint(lam * m)) == m:
-            n_full = m
-    elif kind == "accumulate":
-        out["collision"] = float(1.0 - theory.accumulate_diversity(p, int(settings["real"]),
-                                                                   int(settings["synthetic"]), g)[g])
-    if n_full is not None and 1.0 - float(p @ p) > 0:
-        lo, hi = theory.theorem1_collapse_probability_bounds(p, n_full, g)
-        out["collapse_low"], out["collapse_high"] = float(lo[g]), float(hi[g])
-        k = int(np.unique(p[p > 0]).size)
-        if k * (n_full + 1) ** 2 * g <= WF_BUDGET:
-            out["collapse"] = float(theory.collapsed_probability(p, n_full, g)[g])
+    decoding = (settings.get("temperature", 1.0) != 1.0 or settings.get("top_k") is not None
+                or settings.get("top_p") is not None)
+    th = exact_theory(settings["regime"], np.asarray(initial_probs[0], np.float64), g,
+                      synthetic=settings.get("synthetic"), real=settings.get("real"),
+                      fraction=settings.get("fraction"), train=settings.get("train"), window=settings.get("window"),
+                      decoding=decoding, smoothing=bool(settings.get("smoothing", 0.0)), expected_time=False,
+                      wf_budget=WF_BUDGET)
+    for key, metric in (("collision", "collision"), ("collapse", "collapsed")):
+        values = th.values(metric)
+        if values is not None:
+            out[key] = float(values[g])
+    if "prob_low" in th.collapse:
+        out["collapse_low"] = float(th.collapse["prob_low"][g])
+        out["collapse_high"] = float(th.collapse["prob_high"][g])
     return out
 
 
