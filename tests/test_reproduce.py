@@ -110,7 +110,7 @@ def test_fig1_share_collapsed_agrees_with_wright_fisher(tmp_path):
 
 
 def test_collapse_times_run_every_chain_to_collapse():
-    """Chains still alive after the first stage are continued as contexts of one table: every chain ends
+    """Chains still alive after the first stage are run again for longer, with the same keys: every chain ends
     collapsed and the mean agrees with the exact E[T] (uniform on 4 tokens, n = 8, 4,000 chains)."""
     import jax
 

@@ -773,38 +773,10 @@ def record_trajectories(seed: int, initial, regime, decoding, smoothing: float, 
                         chains: int):
     """Models ``(chains, G+1, contexts, vocab)`` of the first ``chains`` chains, drawn with the keys the engine
     uses (``fold_in(key, i)`` for chain ``i``, ``fold_in(., m)`` in generation ``m``)."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from jax import lax
+    from ..engine.simulate import trajectories
 
-    from ..core import count as kernel
-
-    from ..core import resample
-    with jax.enable_x64(True):
-        config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
-                                      smoothing=smoothing, sampler=sampler)
-        params = jax.tree.map(jnp.asarray, params)
-        key = jax.random.key(seed)
-        engine = resample if config.sampler == "resample" else kernel
-
-        def model(s):
-            return resample.model(s, params, config) if engine is resample else s.model
-
-        def one(i):
-            k = jax.random.fold_in(key, i)
-            p0 = kernel.init(k, params, config).model
-            s1 = engine.first_step(jax.random.fold_in(k, 1), engine.init(k, params, config), params, config)
-
-            def body(s, m):
-                s = engine.next_step(jax.random.fold_in(k, m), s, params, config)
-                return s, model(s)
-
-            _, rest = lax.scan(body, s1, jnp.arange(2, generations + 1))
-            return jnp.concatenate([p0[None], model(s1)[None], rest], axis=0)
-
-        out = jax.jit(jax.vmap(one))(jnp.arange(chains, dtype=jnp.uint32))
-        return np.asarray(out)
+    return trajectories(seed, initial, regime, chains=chains, generations=generations, decoding=decoding,
+                        smoothing=smoothing, sampler=sampler)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
              decoding: Decoding | None = None, smoothing: float = 0.0, sampler: str = "auto",
              chunk_size: int | None = None, memory: int = DEFAULT_MEMORY, per_context: bool = False,
              keep_traces: bool = True, keep_final: bool | None = None,
-             progress: Callable[[int, int], None] | None = None, devices=None) -> Result:
+             progress: Callable[[int, int], None] | None = None, devices=None, chain_ids=None) -> Result:
     """Simulate ``chains`` independent chains of recursive training for ``generations`` generations.
 
     Args:
@@ -147,6 +147,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         ``jax.process_index()`` on its own devices, and every process returns the whole result, gathered
         with ``process_allgather`` (every process must call ``simulate`` with the same arguments). Results
         are bit-identical for any number of devices and processes.
+      chain_ids: run only the chains of these global indices (``(chains,)`` distinct non-negative ints):
+        row ``r`` of the result is chain ``chain_ids[r]``, the same trajectory as in a run of all chains.
     """
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
@@ -158,7 +160,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
                  else chunk_for(config, chains, memory, devices[0].platform))
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
-                   per_context=per_context, keep_traces=keep_traces, keep_final=keep_final, progress=progress)
+                   per_context=per_context, keep_traces=keep_traces, keep_final=keep_final, progress=progress,
+                   ids=_chain_ids(chain_ids, chains))
     c, v = config.contexts, config.vocab
     settings = {
         "regime": regime.describe(), "kind": regime.kind, "contexts": c, "vocab": v,
@@ -190,8 +193,18 @@ class _Finished:
                       wall_time=wall_time, chains=self.chains, generations=self.generations)
 
 
+def _chain_ids(chain_ids, chains: int) -> np.ndarray:
+    if chain_ids is None:
+        return np.arange(chains)
+    ids = np.asarray(chain_ids)
+    if (ids.shape != (chains,) or not np.issubdtype(ids.dtype, np.integer) or (ids.size and ids.min() < 0)
+            or ids.max(initial=0) >= 2**32 or np.unique(ids).size != ids.size):
+        raise ConfigError(f"chain_ids must be {chains} distinct integers in [0, 2^32), one per chain")
+    return ids.astype(np.int64)
+
+
 def _run(key, config, params, *, chains, generations, chunk, devices, per_context, keep_traces, keep_final,
-         progress) -> _Finished:
+         progress, ids=None) -> _Finished:
     """Run a built study on the driver, this process's share of the chunks, gathered over processes."""
     key = as_key(key)
     chunk = min(chunk, chains)
@@ -208,7 +221,7 @@ def _run(key, config, params, *, chains, generations, chunk, devices, per_contex
     job = driver.Job(kernel_for(config), config, per_context=per_context)
     params = jax.device_put(jax.tree.map(jnp.asarray, params), jax.sharding.NamedSharding(
         driver.mesh_of(devices), jax.sharding.PartitionSpec()))
-    driver.run(job, key, params, np.arange(chains), chunk=chunk, generations=generations, devices=devices,
+    driver.run(job, key, params, np.arange(chains) if ids is None else ids, chunk=chunk, generations=generations, devices=devices,
                sink=sink, keep_final=keep_final, share=(process, processes), progress=progress)
     if out.shared:
         moments = {m: Moments(width) for m in METRIC_NAMES}
@@ -263,3 +276,35 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
         "context_l1": run.out.extra["context_l1"].mean(axis=0).tolist(),
     }
     return run.result(settings, time.perf_counter() - t0)
+
+
+class _Models:
+    """Sink keeping every generation's model of each chain."""
+
+    def __init__(self, chains: int, chunk: int, width: int, c: int, v: int):
+        self.chunk = chunk
+        self.models = np.empty((chains, width, c, v))
+
+    def block(self, k: int, first_column: int, info: dict) -> None:
+        a = info["model"]
+        self.models[k * self.chunk:k * self.chunk + a.shape[0], first_column:first_column + a.shape[1]] = a
+
+    def finish(self, k: int, records: dict) -> None:
+        pass
+
+
+def trajectories(key, initial, regime: Regime, *, chains: int, generations: int, decoding: Decoding | None = None,
+                 smoothing: float = 0.0, sampler: str = "auto", devices=None) -> np.ndarray:
+    """Every model ``(chains, generations + 1, contexts, vocab)`` float64 of the first ``chains`` chains of the
+    study that :func:`simulate` runs with the same arguments (the same keys, so the same trajectories)."""
+    chains = check_int("chains", chains, low=1, high=2**31 - 1)
+    initial = as_initial(initial)
+    with jax.enable_x64(True):
+        config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
+                                      smoothing=smoothing, sampler=sampler)
+        devices = resolve_devices(devices)
+        sink = _Models(chains, chains, int(generations) + 1, config.contexts, config.vocab)
+        job = driver.Job(kernel_for(config), config, models=True)
+        driver.run(job, as_key(key), jax.tree.map(jnp.asarray, params), np.arange(chains), chunk=chains,
+                   generations=int(generations), devices=devices[:1], sink=sink)
+    return sink.models

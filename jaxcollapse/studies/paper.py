@@ -236,9 +236,6 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     tokens (NumPy seed 0), contexts equally weighted. Plotted: one chain's 81 contexts on the simplex at
     generations 0, 10, 20, 40; the share of contexts collapsed and the context-averaged collision probability
     over ``CHAINS`` chains with 95% intervals, against their exact values (Wright–Fisher per context)."""
-    import jax
-
-    from ..core import count as kernel
     from ..core.initial import dirichlet, split_sizes
     from ..core.regimes import fully_synthetic
 
@@ -266,18 +263,12 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     coll = res.traces["collision"]
     r_coll = table.mean("all contexts", "generation", gens, "collision", coll, exact_coll)
     table.add("all contexts", "generation", gens, "collision", "exact", exact_coll)
-    # one chain's contexts at a few generations, stepped with the public kernel (chain 0's keys)
-    snaps = {}
-    with jax.enable_x64(True):
-        config, params = kernel.build(truth, regime, generations=g, sampler="tokens")
-        k0 = jax.random.fold_in(_key(seed, 1, 1), 0)
-        state = kernel.init(k0, params, config)
-        step = jax.jit(lambda k, s: kernel.step(k, s, params, config)[0])
-        snaps[0] = probs.copy()
-        for m in range(1, max(FIG1_SNAPSHOTS) + 1):
-            state = step(jax.random.fold_in(k0, m), state)
-            if m in FIG1_SNAPSHOTS:
-                snaps[m] = np.asarray(state.model)
+    # one chain's contexts at a few generations (chain 0 of its own key)
+    from ..engine.simulate import trajectories
+
+    models = trajectories(_key(seed, 1, 1), truth, regime, chains=1, generations=max(FIG1_SNAPSHOTS),
+                          sampler="tokens")[0]
+    snaps = {m: models[m] for m in FIG1_SNAPSHOTS}
     for m, mat in snaps.items():
         for c in range(FIG1_CONTEXTS):
             for tok in range(FIG1_VOCAB):
@@ -338,41 +329,25 @@ def _fig2_distributions():
             geometric(10, 0.5)}
 
 
-def collapse_times(key, initial, n: int, chains: int, progress=None, label: str = "", *,
-                   seed: int = 0) -> np.ndarray:
+def collapse_times(key, initial, n: int, chains: int, progress=None, label: str = "") -> np.ndarray:
     """Collapse times ``T`` of ``chains`` fully synthetic chains run until every one has collapsed, ``(chains,)``.
 
-    The engine runs all chains for about Littler's ``E[T]`` generations (chain ``i`` keyed by
-    ``fold_in(key, i)``); the chains still alive then (about a third) are continued from their models,
-    generation by generation, with NumPy's multinomial sampler (``numpy.random.default_rng(seed)``) on the
-    same recursion ``p <- Mult(n, p)/n``, each chain dropped as soon as it collapses. The recursion is Markov,
-    so the continued chains have exactly the law of uninterrupted ones; the cost is about ``1.4 E[T]``
-    chain-generations per chain instead of the several ``E[T]`` needed to reach the tail of ``T`` in one
-    run of fixed length."""
+    The engine runs all chains for about Littler's ``E[T]`` generations (chain ``i`` keyed by ``fold_in(key,
+    i)``); the chains still alive then (about a third) are run again, with the same keys and so the same
+    trajectories, for twice as many generations, and so on until none is left. A run of fixed length long
+    enough for the tail of ``T`` would cost several ``E[T]`` per chain; this costs about ``1.7 E[T]``."""
     from ..core.regimes import fully_synthetic
 
     p = _p(initial)
-    stage = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
-    res = _simulate(key, initial, fully_synthetic(n), progress, label, chains=chains, generations=stage,
-                    keep_traces=False, keep_final=True, sampler="resample")
-    t = res.collapse_time.astype(np.int64).copy()
-    alive = np.flatnonzero(t < 0)
-    if alive.size:
-        t0 = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        support = np.flatnonzero(p > 0)
-        models = res.final[alive][:, 0, support]
-        left = alive.size
-        m = stage
-        while alive.size:
-            m += 1
-            counts = rng.multinomial(n, models)
-            done = counts.max(axis=1) == n
-            t[alive[done]] = m
-            alive = alive[~done]
-            models = counts[~done] / n
-        _say(progress, f"{label}: {left:,} chains alive after {stage} generations continued to collapse "
-                       f"(generation {m}) in {time.perf_counter() - t0:.1f} s")
+    g = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
+    t = np.full(chains, -1, np.int64)
+    ids = np.arange(chains)
+    while ids.size:
+        res = _simulate(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
+                        keep_traces=False, keep_final=False, sampler="resample", chain_ids=ids)
+        t[ids] = res.collapse_time
+        ids = ids[res.collapse_time < 0]
+        g *= 2
     return t
 
 
@@ -409,7 +384,7 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         samples = np.empty((chains, len(ns)))
         for j, n in enumerate(ns):
             samples[:, j] = collapse_times(_key(seed, 2, 100 * d + j), init, n, chains, progress,
-                                           f"fig2: {name}, n={n}", seed=[seed, 2, 100 * d + j])
+                                           f"fig2: {name}, n={n}")
             if d == 0 and n == FIG2_CDF_N:                      # the first truth's P(T <= m) panel
                 cdf_times = samples[:, j].copy()
         exact = np.array([theory.expected_collapse_time(p, n) for n in ns])
