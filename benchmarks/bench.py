@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from jaxcollapse.bench.suite import main  # noqa: E402
+from jaxcollapse.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,23 +13,14 @@ import time
 import numpy as np
 
 import jaxcollapse as jc
-from jaxcollapse.bench.suite import METRIC_ORDER, np_metrics
+from jaxcollapse.bench.reference import numpy_multinomial
 
 
 def numpy_reference(p0: np.ndarray, n: int, chains: int, generations: int, seed: int) -> float:
-    """Seconds for the whole study with ``rng.multinomial`` and the 8 metrics in NumPy."""
-    rng = np.random.default_rng(seed)
-    logp0 = np.log(np.where(p0 > 0, p0, 1.0))
-    out = np.empty((chains, generations + 1, len(METRIC_ORDER)))
+    """Seconds for the whole study with ``rng.multinomial`` and the 8 metrics in NumPy (reference (a) of
+    ``jaxcollapse bench``, :func:`jaxcollapse.bench.reference.numpy_multinomial`)."""
     t0 = time.perf_counter()
-    start = np.broadcast_to(p0, (chains, p0.size))
-    np_metrics(start, p0, None, out[:, 0], logp0)
-    p = rng.multinomial(n, start) / n
-    p1 = p
-    np_metrics(p, p0, p1, out[:, 1], logp0)
-    for g in range(2, generations + 1):
-        p = rng.multinomial(n, p) / n
-        np_metrics(p, p0, p1, out[:, g], logp0)
+    numpy_multinomial(p0, n, chains, generations, seed)
     return time.perf_counter() - t0
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import jaxcollapse as jc
 from jaxcollapse import theory
+from jaxcollapse.bench.reference import np_decode
 from stats import assert_mean, assert_proportion
 
 P = np.array([0.4, 0.3, 0.15, 0.1, 0.05, 0.0])
@@ -213,18 +214,7 @@ def test_decode_matches_numpy_reference(x64):
                                   decoding=jc.Decoding(temp, k, top_p))
         q = np.asarray(jc.decode(jnp.asarray(p), params, config))
         for row in range(4):
-            ref = np.where(p[row] > 0, p[row] ** (1 / temp), 0)
-            order = np.argsort(-ref, kind="stable")
-            keep = np.zeros(12, bool)
-            kk = k or 12
-            keep[order[:kk]] = True
-            ref = np.where(keep, ref, 0)
-            if top_p is not None:
-                srt = ref[order]
-                before = np.cumsum(srt) - srt
-                keep2 = np.zeros(12, bool)
-                keep2[order[before < top_p * srt.sum()]] = True
-                ref = np.where(keep2, ref, 0)
+            ref = np_decode(p[row], temp, k, top_p)
             assert np.allclose(q[row] / q[row].sum(), ref / ref.sum(), rtol=1e-12, atol=1e-15), (temp, k, top_p)
 
 

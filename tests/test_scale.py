@@ -14,27 +14,11 @@ import pytest
 
 import jaxcollapse as jc
 from jaxcollapse import kernel, metrics, resample
+from jaxcollapse.bench.reference import metrics_dict as reference_metrics  # the 8 metrics in plain NumPy
 
 simulate_module = importlib.import_module("jaxcollapse.engine.simulate")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def reference_metrics(p, p0, p1):
-    """The 8 metrics of ``(..., C, V)`` tables in plain NumPy, per context."""
-    alive = p > 0
-    p0 = np.broadcast_to(p0, p.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lost = ((p0 > 0) & ~alive).any(axis=-1)
-        kl = np.where(lost, np.inf, np.sum(np.where(p0 > 0, p0 * (np.log(np.where(p0 > 0, p0, 1))
-                                                                  - np.log(np.where(alive, p, 1))), 0), axis=-1))
-        return {
-            "collision": (p * p).sum(axis=-1), "max_prob": p.max(axis=-1),
-            "l1_initial": np.abs(p - p0).sum(axis=-1), "l1_first": np.abs(p - p1).sum(axis=-1),
-            "entropy": -np.sum(np.where(alive, p * np.log(np.where(alive, p, 1)), 0), axis=-1),
-            "support": alive.sum(axis=-1).astype(float), "missing_mass": np.where(alive, 0, p0).sum(axis=-1),
-            "kl": kl,
-        }
 
 
 def assert_close_metrics(got, want, what):

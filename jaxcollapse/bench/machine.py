@@ -1,0 +1,159 @@
+"""The machine a benchmark ran on, its random-number throughput, and the engine's random-number share.
+
+:func:`machine_info` records the backend, device, CPU, versions and the sha256 of the package's source files;
+:func:`rng_throughput` measures uniforms per second of ``jax.random.uniform`` and NumPy's PCG64;
+:func:`rng_share` estimates the uniforms the engine draws per generation and their share of its time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import platform
+import time
+
+import numpy as np
+
+from .timing import median
+
+#: Estimated uniforms consumed per binomial by the binomial-splitting sampler (BTRS draws 2 uniforms per
+#: round, about 1.2 rounds with round 0 drawn twice where the squeeze does not decide it; inversion draws
+#: one). An estimate, used only for the random-number share.
+UNIFORMS_PER_BINOMIAL = 3
+#: In-cache batch of the second random-number throughput test (the engine's draws per chunk are of this order).
+SMALL_RNG_BATCH = 1 << 17
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def source_hashes() -> dict:
+    """sha256 (first 12 hex digits) of every module of the package, keyed by its path relative to the package
+    (``core/samplers.py``), so a result names the code it measured."""
+    import jaxcollapse
+    root = os.path.dirname(jaxcollapse.__file__)
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as f:
+                    out[os.path.relpath(path, root).replace(os.sep, "/")] = hashlib.sha256(f.read()).hexdigest()[:12]
+            except OSError:
+                out[os.path.relpath(path, root).replace(os.sep, "/")] = None
+    return out
+
+
+def machine_info() -> dict:
+    """Date (UTC), backend, device, CPU model and counts, load average, versions, PRNG, environment flags and
+    source hashes, as one JSON-able dict."""
+    import jax
+    import jaxlib
+
+    import jaxcollapse
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    dev = jax.devices()[0]
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "load_average_at_start": load,
+        "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+                     "python": platform.python_version(), "jaxcollapse": getattr(jaxcollapse, "__version__", None)},
+        "platform": platform.platform(),
+        "prng_impl": str(jax.config.jax_default_prng_impl),
+        "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
+        "env": {k: os.environ.get(k) for k in ("JAX_PLATFORMS", "XLA_FLAGS", "OMP_NUM_THREADS",
+                                               "JAX_ENABLE_X64") if os.environ.get(k) is not None},
+        "engine_source_sha256": source_hashes(),
+    }
+
+
+def rng_throughput(size: int, repeats: int) -> dict:
+    """Uniforms per second of ``jax.random.uniform`` (float64 under x64, and float32) for one batch of ``size``
+    values under ``jit`` (and an in-cache batch of at most :data:`SMALL_RNG_BATCH`), and of NumPy's
+    ``default_rng().random`` (PCG64, float64) for comparison; each with the seconds of every timed batch."""
+    import jax
+    import jax.numpy as jnp
+    small = min(size, SMALL_RNG_BATCH)
+    out = {"batch": int(size), "small_batch": int(small), "repeats": int(repeats)}
+    with jax.enable_x64(True):
+        key = jax.random.key(0)
+        for name, dtype in (("jax_float64", jnp.float64), ("jax_float32", jnp.float32)):
+            for suffix, batch, reps in (("", size, repeats), ("_small", small, max(repeats, 20))):
+                f = jax.jit(lambda k, dtype=dtype, batch=batch: jax.random.uniform(k, (batch,), dtype))
+                f(key).block_until_ready()
+                times = []
+                for r in range(reps):
+                    k = jax.random.fold_in(key, r)
+                    t = time.perf_counter()
+                    f(k).block_until_ready()
+                    times.append(time.perf_counter() - t)
+                out[name + suffix] = {"per_s": batch / median(times), "seconds": times}
+    rng = np.random.default_rng(0)
+    buf = np.empty(size)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        rng.random(out=buf)
+        times.append(time.perf_counter() - t)
+    out["numpy_pcg64_float64"] = {"per_s": size / median(times), "seconds": times}
+    return out
+
+
+def rng_share(w, chains: int, engine: dict, rng: dict | None) -> dict:
+    """Estimated uniforms the engine consumes per generation on workload ``w`` with ``chains`` chains, and their
+    share of the measured time (``engine``'s row) at the machine's ``jax.random.uniform`` throughput (``rng``
+    from :func:`rng_throughput`, or None)."""
+    sampler = engine.get("sampler")
+    if sampler == "tokens":
+        per_gen = chains * w.n
+        how = f"tokens sampler: one float64 uniform per synthetic token, n = {w.n} per chain"
+    elif sampler == "binomial":
+        nodes = max(w.vocab - 1, 1)
+        per_gen = chains * nodes * UNIFORMS_PER_BINOMIAL
+        how = (f"binomial sampler: {nodes} binomials per chain (tree of vocab - 1 splits) x ~{UNIFORMS_PER_BINOMIAL} "
+               f"uniforms each (estimate)")
+    elif sampler == "resample":
+        per_gen = chains * w.n
+        how = (f"resample kernel: one random number per new sample ({w.n} per chain: a parent pick among the "
+               f"{w.n + (w.real or 0)} training samples; 32-bit bits while they are <= 65536, else a float64 uniform)")
+    else:
+        return {"estimate": None, "how": f"unknown sampler {sampler!r}"}
+    # 32-bit draws (resample's parent picks on small lists) are compared with the float32 rate.
+    bits32 = sampler == "resample" and w.n + (w.real or 0) <= 1 << 16
+    kind = "jax_float32" if bits32 else "jax_float64"
+    out = {"estimate_per_gen": per_gen, "how": how, "compared_with": kind}
+    ms = engine.get("scan_ms_per_gen") or engine["ms_per_gen"]
+    out["ms_per_gen_used"] = ms
+    out["consumed_per_s"] = per_gen / (ms / 1e3)
+    if rng:
+        thr = rng[kind]["per_s"]
+        out["throughput_per_s"] = thr
+        out["share_of_time"] = per_gen / thr / (ms / 1e3)
+        if kind + "_small" in rng:
+            thr_small = rng[kind + "_small"]["per_s"]
+            out["throughput_small_per_s"] = thr_small
+            out["share_of_time_small"] = per_gen / thr_small / (ms / 1e3)
+    return out
