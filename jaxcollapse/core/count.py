@@ -20,13 +20,12 @@ import numpy as np
 from jax import lax
 
 from . import metrics as _metrics
-from . import resample
 from . import samplers
 from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
 from .interface import Kernel
 from .lockstep import lockstep_step
-from .regimes import Decoding, Regime, context_sizes
+from .regimes import TABLE, Decoding, Regime, context_sizes
 
 
 class Config(NamedTuple):
@@ -135,50 +134,45 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
         synthetic = context_sizes("synthetic", regime.synthetic, w)
     if regime.real is not None:
         real = context_sizes("real", regime.real, w)
-    first = real if kind in ("partially_synthetic", "accumulate", "accumulate_subsample", "fresh_real") else synthetic
-    if kind == "fresh_real":
+    spec = regime.spec
+    first = real if spec.first == "real" else synthetic
+    if "fraction" in spec.sizes:
         n_syn = np.rint(regime.fraction * real).astype(np.int64)
         synthetic, real = n_syn, real - n_syn
     window = 0
     pool_capacity = 0
     subsample = ""
-    if kind == "accumulate_subsample":
+    if "train" in spec.optional:
         train = real if regime.train is None else context_sizes("train", regime.train, w)
         if np.any(train > real):
             raise ConfigError("train must be at most real (N): the first model is fitted on train of the N real samples")
         pool_capacity = int(np.max(real + (generations - 1) * synthetic))
         subsample = samplers.choose_subsampler(c, v, int(np.max(train)), pool_capacity)
-    elif kind == "most_recent":
+    elif spec.window == "window":
         window = regime.window
         if c == 1 and synthetic[0] < window:
             raise ConfigError(f"synthetic (n) must be >= window ({window}) so each model contributes a sample")
-    elif kind == "random_history":
+    elif spec.window == "sum":
         window = 1
-    if kind in ("partially_synthetic", "accumulate", "accumulate_subsample") and regime.synthetic is None:
-        raise ConfigError(f"regime {kind} needs synthetic (n)")
-    starved = (w > 0) & ((first == 0) | ((synthetic + real == 0) if kind != "accumulate" else False))
-    if kind == "most_recent":
+    starved = (w > 0) & ((first == 0) | ((synthetic + real == 0) if not spec.pooled else False))
+    if spec.window == "window":
         starved |= (w > 0) & (synthetic < window)
     if starved.any():
         warnings.warn(f"{int(starved.sum())} of {c} contexts get no sample in some generation (sizes split by "
                       f"weight round to 0, or fewer than one per model of the window); they keep their model "
                       f"and never collapse: give larger sizes or one size per context", stacklevel=3)
-    per_gen = {
-        "fully_synthetic": synthetic.sum(), "partially_synthetic": synthetic.sum(),
-        "fresh_real": (real + synthetic).sum(), "accumulate": synthetic.sum(),
-        "accumulate_subsample": synthetic.sum(), "most_recent": synthetic.sum(),
-        "random_history": synthetic.sum(),
-    }[kind]
+    per_gen = (real + synthetic).sum() if spec.fresh else synthetic.sum()
     capacity = int(max(first.sum(), per_gen))
-    rows = c * max(window, 1) if kind == "most_recent" else (2 * c if kind == "fresh_real" else c)
+    rows = sampler_rows(kind, c, window)
     slots_per_row = np.zeros(c, np.int64)
-    can_resample = (resample.supports(kind) and not decoding.active and smoothing == 0
+    can_resample = (spec.resample and not decoding.active and smoothing == 0
                     and np.all(first >= 1) and np.all(synthetic + real >= 1))
     if can_resample:
-        slots_per_row = np.maximum(first, resample.row_capacity(kind, real, synthetic, generations))
+        slots_per_row = np.maximum(first, spec.largest_fit(real, synthetic, generations))
     if sampler == "resample" and not can_resample:
-        raise ConfigError("sampler 'resample' needs regime fully_synthetic, partially_synthetic, fresh_real or "
-                          "accumulate, no decoding, no smoothing, and every context's sizes >= 1")
+        served = ", ".join(k.name for k in TABLE.values() if k.resample)
+        raise ConfigError(f"sampler 'resample' needs regime {served}, no decoding, no smoothing, and every "
+                          "context's sizes >= 1")
     if sampler == "auto" and can_resample and slots_per_row.sum() <= min(4 * c * v, 1 << 24):
         method = "resample"
     else:
@@ -192,15 +186,23 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
                     temperature=decoding.temperature != 1.0, top_k=decoding.top_k is not None,
                     top_p=decoding.top_p is not None, smoothing=smoothing > 0, sampler=method,
                     capacity=capacity if method == "tokens" else 0, pool_capacity=pool_capacity,
-                    pooled=kind in ("partially_synthetic", "accumulate", "accumulate_subsample"),
-                    slots=int(slots_per_row.sum()),
-                    draws=int((synthetic + (real if kind == "fresh_real" else 0)).sum()) if method == "resample" else 0,
+                    pooled=spec.pooled, slots=int(slots_per_row.sum()),
+                    draws=int((synthetic + (real if spec.fresh else 0)).sum()) if method == "resample" else 0,
                     subsample=subsample)
     params = Params(
         initial=initial.probs, weights=w, first=first, real=real, synthetic=synthetic, train=train,
         smoothing=np.float64(smoothing), temperature=np.float64(decoding.temperature),
         top_k=np.int64(decoding.top_k or v), top_p=np.float64(decoding.top_p or 1.0), slots=slots_per_row)
     return config, params
+
+
+def sampler_rows(kind: str, contexts: int, window: int) -> int:
+    """Rows of one multinomial call of the count kernel: a row per context, per model of the window, and a
+    second per context for the fresh real samples."""
+    spec = TABLE[kind]
+    if spec.window == "window":
+        return contexts * max(window, 1)
+    return contexts * (2 if spec.fresh else 1)
 
 
 def decode(p: jax.Array, params: Params, config: Config) -> jax.Array:
@@ -284,46 +286,63 @@ def first_step(key: jax.Array, state: State, params: Params, config: Config) -> 
     return _advance(state, model, pool, params, config)
 
 
+def _most_recent(keys, m, state, params, config):
+    slots = jnp.arange(config.window)
+    made = (m - 1) - jnp.mod(m - 1 - slots, config.window)
+    k_eff = jnp.minimum(config.window, m)
+    each = params.synthetic // k_eff
+    decoded = jnp.where((made >= 1)[:, None, None], decode(state.history, params, config), state.history)
+    sizes = jnp.where((made >= 0)[:, None], each[None, :], 0)
+    counts = _draw(keys[0], decoded.reshape(-1, config.vocab), sizes.reshape(-1), config)
+    counts = counts.reshape(config.window, config.contexts, config.vocab).sum(axis=0)
+    return counts, k_eff * each, state.pool
+
+
+def _random_history(keys, m, state, params, config):
+    return _draw(keys[0], state.history[0], params.synthetic, config), params.synthetic, state.pool
+
+
+def _fresh_real(keys, m, state, params, config):
+    weights = jnp.concatenate([jnp.asarray(params.initial, jnp.float64), decode(state.model, params, config)])
+    both = _draw(keys[0], weights, jnp.concatenate([params.real, params.synthetic]), config)
+    return both[: config.contexts] + both[config.contexts:], params.real + params.synthetic, state.pool
+
+
+def _synthetic(keys, state, params, config):
+    return _draw(keys[0], decode(state.model, params, config), params.synthetic, config)
+
+
+def _fully_synthetic(keys, m, state, params, config):
+    return _synthetic(keys, state, params, config), params.synthetic, state.pool
+
+
+def _partially_synthetic(keys, m, state, params, config):
+    return state.pool + _synthetic(keys, state, params, config), params.real + params.synthetic, state.pool
+
+
+def _accumulate(keys, m, state, params, config):
+    pool = state.pool + _synthetic(keys, state, params, config)
+    return pool, pool.sum(axis=1), pool
+
+
+def _accumulate_subsample(keys, m, state, params, config):
+    pool = state.pool + _synthetic(keys, state, params, config)
+    counts = samplers.hypergeometric_subsample(keys[1], pool, params.train, method=config.subsample,
+                                               capacity=config.pool_capacity)
+    return counts, params.train, pool
+
+
+#: How each regime makes the training data of generation ``m >= 2``:
+#: ``data(keys, m, state, params, config) -> (counts (C, V) int64, total (C,) int64, pool (C, V) int64)``.
+DATA = {"fully_synthetic": _fully_synthetic, "partially_synthetic": _partially_synthetic,
+        "fresh_real": _fresh_real, "accumulate": _accumulate, "accumulate_subsample": _accumulate_subsample,
+        "most_recent": _most_recent, "random_history": _random_history}
+
+
 def next_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
     """Generation ``m = state.generation + 1 >= 2`` under the configured regime."""
     m = state.generation + 1
-    k_draw, k_sub = jax.random.split(key)
-    kind = config.kind
-    pool = state.pool
-    if kind == "most_recent":
-        slots = jnp.arange(config.window)
-        made = (m - 1) - jnp.mod(m - 1 - slots, config.window)
-        k_eff = jnp.minimum(config.window, m)
-        each = params.synthetic // k_eff
-        decoded = jnp.where((made >= 1)[:, None, None], decode(state.history, params, config), state.history)
-        sizes = jnp.where((made >= 0)[:, None], each[None, :], 0)
-        counts = _draw(k_draw, decoded.reshape(-1, config.vocab), sizes.reshape(-1), config)
-        counts = counts.reshape(config.window, config.contexts, config.vocab).sum(axis=0)
-        total = k_eff * each
-    elif kind == "random_history":
-        counts = _draw(k_draw, state.history[0], params.synthetic, config)
-        total = params.synthetic
-    elif kind == "fresh_real":
-        weights = jnp.concatenate([jnp.asarray(params.initial, jnp.float64), decode(state.model, params, config)])
-        both = _draw(k_draw, weights, jnp.concatenate([params.real, params.synthetic]), config)
-        counts = both[: config.contexts] + both[config.contexts:]
-        total = params.real + params.synthetic
-    else:
-        synth = _draw(k_draw, decode(state.model, params, config), params.synthetic, config)
-        if kind == "fully_synthetic":
-            counts, total = synth, params.synthetic
-        elif kind == "partially_synthetic":
-            counts, total = pool + synth, params.real + params.synthetic
-        elif kind == "accumulate":
-            pool = pool + synth
-            counts, total = pool, pool.sum(axis=1)
-        elif kind == "accumulate_subsample":
-            pool = pool + synth
-            counts = samplers.hypergeometric_subsample(k_sub, pool, params.train, method=config.subsample,
-                                                       capacity=config.pool_capacity)
-            total = params.train
-        else:
-            raise ConfigError(f"unknown regime {kind!r}")
+    counts, total, pool = DATA[config.kind](jax.random.split(key), m, state, params, config)
     model = _fit(counts, total, state.model, params, config)
     return _advance(state, model, pool, params, config)
 
@@ -331,9 +350,10 @@ def next_step(key: jax.Array, state: State, params: Params, config: Config) -> S
 def _advance(state: State, model, pool, params, config) -> State:
     m = state.generation + 1
     history = state.history
-    if config.kind == "most_recent":
+    window = TABLE[config.kind].window
+    if window == "window":
         history = history.at[jnp.mod(m, config.window)].set(model)
-    elif config.kind == "random_history":
+    elif window == "sum":
         # Each earlier model is one equally likely source: add its decoded distribution normalised to mass 1.
         q = decode(model, params, config)
         history = history + (q / jnp.sum(q, axis=-1, keepdims=True))[None]

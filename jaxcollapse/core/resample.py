@@ -16,18 +16,17 @@ uniform over the previous list's ``T_prev`` samples.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from . import samplers
+from . import count, samplers
+from .count import Config, Params
 from .interface import Kernel
 from .metrics import per_context as per_context_table
 from .metrics import weighted
 
-if TYPE_CHECKING:
-    from .count import Config, Params
 
 
 class ResampleState(NamedTuple):
@@ -48,23 +47,6 @@ class ResampleState(NamedTuple):
     collapse_time: jax.Array
     collapse_token: jax.Array
     chain_collapse: jax.Array
-
-
-def supports(kind: str) -> bool:
-    return kind in ("fully_synthetic", "partially_synthetic", "fresh_real", "accumulate")
-
-
-def row_capacity(kind: str, real, synthetic, generations: int):
-    """Slots each context needs over a run (NumPy or JAX int arrays ``(C,)``)."""
-    if kind == "fully_synthetic":
-        return synthetic
-    if kind == "partially_synthetic":
-        return real + synthetic
-    if kind == "fresh_real":
-        return real + synthetic
-    if kind == "accumulate":
-        return real + (generations - 1) * synthetic
-    raise ValueError(kind)
 
 
 def _layout(params: Params, config: Config):
@@ -320,25 +302,12 @@ def model(state: ResampleState, params: Params, config: Config) -> jax.Array:
     return counts.reshape(config.contexts, config.vocab).astype(jnp.float64) / size.astype(jnp.float64)[:, None]
 
 
-def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
-    """Metrics of generation 0: the truth, measured as the count kernel measures it (the list is empty)."""
-    from . import count
-
-    return count.KERNEL.truth(params, config, per_context)
-
-
-def _freezes(config: Config) -> bool:
-    from . import count
-
-    return count.freezes(config)
-
-
 KERNEL = Kernel(
     init=init,
     first=lambda key, state, params, config: (first_step(key, state, params, config), {}),
     step=lambda key, state, params, config: (next_step(key, state, params, config), {}),
     measure=measure,
-    truth=_truth,
+    truth=count.KERNEL.truth,         # generation 0 is the truth; the list is still empty
     model=model,
-    freezes=_freezes,
+    freezes=count.freezes,
 )

@@ -51,14 +51,14 @@ from . import samplers
 from . import metrics as _metrics
 from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
-from .regimes import Regime
+from .regimes import TABLE, Regime
 from .interface import Kernel
 
 ESTIMATORS = ("count", "softmax", "embedding")
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop", "adagrad")
 COMBINES = ("concat", "sum")
 #: Regimes the trained estimators run under (the engine's regimes whose data are plain fresh/pooled counts).
-TRAINED_REGIMES = ("fully_synthetic", "partially_synthetic", "fresh_real", "accumulate", "autoregressive")
+TRAINED_REGIMES = tuple(k.name for k in TABLE.values() if k.trained) + ("autoregressive",)
 #: Default chains per compiled call.
 DEFAULT_CHUNK = 256
 
@@ -467,7 +467,7 @@ CLI_TRAINING = {"optimizer": ("--optimizer", "optimizer"), "learning_rate": ("--
 def cli_settings(cfg: dict, kind: str, sizes: dict, res: dict):
     """Check the trained-estimator settings of ``cfg`` (flag names in messages), record them in ``res`` and
     return the regime."""
-    from .regimes import Regime
+    from .regimes import TABLE, Regime
 
     estimator = cfg.get("estimator", "count")
     res["estimator"] = estimator

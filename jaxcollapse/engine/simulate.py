@@ -49,7 +49,7 @@ def bytes_per_chain(config: kernel.Config) -> int:
     if config.sampler == "tokens":
         total += 64 * config.capacity
     else:
-        rows = config.contexts * (max(config.window, 1) if config.kind == "most_recent" else 2)
+        rows = max(kernel.sampler_rows(config.kind, config.contexts, config.window), 2 * config.contexts)
         width = 1 << max(1, math.ceil(math.log2(max(config.vocab, 2))))
         total += 8 * 24 * rows * width
     if config.subsample == "sort":

@@ -232,44 +232,9 @@ class Point:
 
 
 def _sizes(kind: str, s: dict) -> dict:
-    """Regime sizes from ``synthetic``/``real``/``fraction``/``window``/``train`` or ``size`` + ``fraction``."""
-    size, frac = s.get("size"), s.get("fraction")
-    out = {}
-    if size is not None:
-        size = check_int("size", size, low=1)
-        if kind == "fresh_real":
-            out["real"] = size
-            out["fraction"] = check_float("fraction", 1.0 if frac is None else frac, low=0.0, high=1.0)
-        elif kind in ("partially_synthetic", "accumulate", "accumulate_subsample"):
-            if frac is None:
-                raise ConfigError(f"regime {kind} with size needs fraction (the synthetic share n / (N + n))")
-            frac = check_float("fraction", frac, low=0.0, high=1.0)
-            n = int(np.rint(frac * size))
-            if n < 1 or size - n < 1:
-                raise ConfigError(f"regime {kind}: size {size} x fraction {frac:g} leaves {n} synthetic and "
-                                  f"{size - n} real samples; both must be >= 1")
-            out["synthetic"], out["real"] = n, size - n
-        else:
-            if frac is not None and float(frac) != 1.0:
-                raise ConfigError(f"regime {kind} is fully synthetic: fraction must be 1 (or left out), got {frac}")
-            out["synthetic"] = size
-    for k in ("synthetic", "real"):
-        if k not in out and s.get(k) is not None:
-            out[k] = check_int(k, s[k], low=1)
-    if kind == "fresh_real" and "fraction" not in out and frac is not None:
-        out["fraction"] = check_float("fraction", frac, low=0.0, high=1.0)
-    if s.get("window") is not None:
-        out["window"] = check_int("window", s["window"], low=1)
-    if s.get("train") is not None:
-        out["train"] = check_int("train", s["train"], low=1)
-    need = {"fully_synthetic": ("synthetic",), "partially_synthetic": ("real", "synthetic"),
-            "fresh_real": ("real", "fraction"), "accumulate": ("real", "synthetic"),
-            "accumulate_subsample": ("real", "synthetic"), "most_recent": ("synthetic", "window"),
-            "random_history": ("synthetic",)}[kind]
-    for k in need:
-        if k not in out:
-            raise ConfigError(f"regime {kind} needs {k}" + (" (or size)" if k in ("synthetic", "real") else ""))
-    return {k: v for k, v in out.items() if k in need or k == "train"}
+    from ..core.regimes import resolve_sizes
+
+    return resolve_sizes(kind, s)
 
 
 def resolve_point(settings: dict, index: int = 0) -> Point:
@@ -313,9 +278,10 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
     blob = json.dumps(res, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(blob.encode()).hexdigest()
     # Derived columns for tables and phase diagrams (not part of the hash).
-    if kind == "fresh_real":
+    shorthand = regime.spec.shorthand
+    if shorthand == "mixed":
         size, frac = res["real"], res["fraction"]
-    elif kind in ("partially_synthetic", "accumulate", "accumulate_subsample"):
+    elif shorthand == "split":
         size = res["real"] + res["synthetic"]
         frac = res["synthetic"] / size
     else:
