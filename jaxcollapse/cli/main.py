@@ -20,6 +20,7 @@ import sys
 import time
 from typing import NamedTuple
 
+from ..engine.host import available_memory
 from ..errors import ConfigError, check_float, check_int
 
 PROG = "jaxcollapse"
@@ -30,8 +31,8 @@ PROG = "jaxcollapse"
 COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("jaxcollapse.studies.paper", "rerun the paper's figures with confidence intervals and theory"),
     "plan": ("jaxcollapse.cli.plan", "how many chains a wanted precision needs, from a short pilot run"),
-    "sweep": ("jaxcollapse.sweeps.sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
-    "sweep-plot": ("jaxcollapse.sweeps.phase", "draw the phase diagrams of a finished sweep"),
+    "sweep": ("jaxcollapse.cli.sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed vmapped calls, resumable)"),
+    "sweep-plot": ("jaxcollapse.cli.sweep_plot", "draw the phase diagrams of a finished sweep"),
 }
 
 try:  # Python 3.11+
@@ -666,21 +667,6 @@ def rerun_command(res: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # memory
-
-
-def available_memory() -> int | None:
-    """Available host memory in bytes (MemAvailable, else physical pages), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def host_bytes(chains: int, generations: int, contexts: int, vocab: int, *, traces: bool, per_context: bool,
