@@ -19,7 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
+from jaxcollapse.cli import options, settings
+from jaxcollapse.cli import run as run_command
 from jaxcollapse.io import rundir as results_io
 from jaxcollapse.io.rundir import load_run, save_result
 
@@ -216,25 +218,25 @@ def test_initial_file_formats(tmp_path, ext):
         np.savez(path, probs=TABLE, weights=np.array([3.0, 1.0]))
     else:
         np.savetxt(path, TABLE, delimiter="," if ext == ".csv" else " ", header="two contexts")
-    init = cli._initial_from_file(str(path))
+    init = settings._initial_from_file(str(path))
     np.testing.assert_allclose(init.probs, TABLE)
     np.testing.assert_allclose(init.weights, [0.75, 0.25] if ext == ".npz" else [0.5, 0.5])
     column = tmp_path / "column.txt"
     column.write_text("# one probability per line\n0.25\n0.25\n0.5\n")
-    np.testing.assert_allclose(cli._initial_from_file(str(column)).probs, [[0.25, 0.25, 0.5]])
+    np.testing.assert_allclose(settings._initial_from_file(str(column)).probs, [[0.25, 0.25, 0.5]])
 
 
 def test_config_file_keys_and_types(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('top-k = 5\ntop_p = 0.9\ntemperature = 2\nper-context = true\ncorpus = "../t.txt"\n')
-    got = cli.load_config(str(cfg))
+    got = settings.load_config(str(cfg))
     assert got == {"top_k": 5, "top_p": 0.9, "temperature": 2.0, "per_context": True,
                    "corpus": os.path.normpath(str(tmp_path / ".." / "t.txt"))}
     assert isinstance(got["temperature"], float)
     for bad in ('chains = 1.5', 'temperature = "hot"', 'traces = 1', 'regime = "nope"', 'chains = true'):
         cfg.write_text(bad + "\n")
         with pytest.raises(ValueError):
-            cli.load_config(str(cfg))
+            settings.load_config(str(cfg))
 
 
 def test_rerun_command_reproduces_the_run(base_run, tmp_path, capsys):
@@ -255,7 +257,7 @@ def test_partially_synthetic_with_theory(tmp_path, capsys):
     assert run.config["real"] == 30 and run.result.settings["kind"] == "partially_synthetic"
     labels = [c.label for c in run.theory.curves["collision"]]
     assert labels == ["exact (Theorem 2, corrected)", "Theorem 2 as printed"]
-    files = __import__("jaxcollapse.plots", fromlist=["plot_traces"]).plot_traces(run, str(tmp_path), ("png",))
+    files = __import__("jaxcollapse.io.plots", fromlist=["plot_traces"]).plot_traces(run, str(tmp_path), ("png",))
     assert os.path.getsize(files[0]) > 5000
 
 
@@ -538,17 +540,17 @@ def test_errors_through_the_entry_point(tmp_path, argv):
 
 
 def test_memory_refusal_names_the_size(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "available_memory", lambda: 10 * 2**20)
+    monkeypatch.setattr(run_command, "available_memory", lambda: 10 * 2**20)
     code, _, err = run_cli(capsys, "run", "--chains", "100000", "--generations", "100", "--out", str(tmp_path / "o"))
     assert code == 2 and err.count("\n") == 1
-    need = cli.host_bytes(100000, 100, 1, 600, traces=True, per_context=False, final=True)
+    need = run_command.host_bytes(100000, 100, 1, 600, traces=True, per_context=False, final=True)
     assert f"{need / 2**30:.1f} GiB" in err and "--no-traces" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_host_bytes():
-    assert cli.host_bytes(10, 9, 1, 5, traces=True, per_context=False, final=False) == 10 * 10 * 64 + 10 * 24
-    assert (cli.host_bytes(10, 9, 3, 5, traces=False, per_context=True, final=True)
+    assert run_command.host_bytes(10, 9, 1, 5, traces=True, per_context=False, final=False) == 10 * 10 * 64 + 10 * 24
+    assert (run_command.host_bytes(10, 9, 3, 5, traces=False, per_context=True, final=True)
             == 10 * 10 * 3 * 64 + 10 * 3 * 5 * 8 + 10 * 3 * 16 + 80)
 
 
@@ -561,11 +563,11 @@ def test_help_documents_every_flag(capsys):
         cli.main(["run", "--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in cli.OPTIONS:
+    for opt in options.OPTIONS:
         for flag in opt.flags:
             assert flag in text, flag
-    assert text.count("(default:") >= len(cli.OPTIONS) - 2
-    for regime in cli.REGIME_CHOICES:
+    assert text.count("(default:") >= len(options.OPTIONS) - 2
+    for regime in options.REGIME_CHOICES:
         assert regime in text
     code, out, _ = run_cli(capsys)
     assert code == 0 and "run" in out and "show" in out and "plot" in out and "bench" in out
@@ -573,7 +575,7 @@ def test_help_documents_every_flag(capsys):
 
 def test_progress_bar():
     stream = io.StringIO()
-    bar = cli.Progress(stream)
+    bar = run_command.Progress(stream)
     bar(100, 1000)
     bar(500, 1000)
     bar(1000, 1000)

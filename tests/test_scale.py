@@ -235,7 +235,7 @@ def test_million_chains_fit_in_4_gb_and_memory_does_not_grow_with_generations():
 
 
 def test_cli_devices(tmp_path, capsys):
-    from jaxcollapse.cli.main import main
+    from jaxcollapse.cli import main
 
     base = ["run", "--chains", "6", "-g", "3", "--vocab", "8", "--support", "5", "--quiet", "--no-plots"]
     for bad in ("0", "-1", "two", str(len(jax.local_devices()) + 1)):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxcollapse as jc
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
 from jaxcollapse.errors import ConfigError
 
 S = importlib.import_module("jaxcollapse.sweeps.sweep")

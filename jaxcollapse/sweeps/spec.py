@@ -14,8 +14,7 @@ import itertools
 import json
 import os
 
-import numpy as np
-
+from ..engine.settings import STUDY_DEFAULTS
 from ..errors import ConfigError, check_float, check_int
 
 #: Version of the point files and the sweep's fingerprint.
@@ -27,8 +26,8 @@ SETTINGS = ("regime", "initial", "vocab", "support", "exponent", "ratio", "conce
             "top_p", "smoothing", "sampler")
 #: Settings of the whole sweep.
 SWEEP_KEYS = ("chains", "generations", "seed", "memory", "buckets", "points_per_call", "keep_final", "plot")
-DEFAULTS = {"regime": "fully_synthetic", "initial": "zipf", "vocab": 600, "exponent": 1.1, "ratio": 0.5,
-            "concentration": 1.0, "contexts": 1, "temperature": 1.0, "smoothing": 0.0, "sampler": "auto"}
+#: Defaults of a point's settings (the same as the command line's).
+DEFAULTS = STUDY_DEFAULTS
 DEFAULT_CHAINS = 1000
 DEFAULT_GENERATIONS = 100
 #: Default largest number of size buckets per static configuration.
@@ -179,51 +178,10 @@ class Point:
     sampler: str
 
 
-def _sizes(kind: str, s: dict) -> dict:
-    """Regime sizes from ``synthetic``/``real``/``fraction``/``window``/``train`` or ``size`` + ``fraction``."""
-    size, frac = s.get("size"), s.get("fraction")
-    out = {}
-    if size is not None:
-        size = check_int("size", size, low=1)
-        if kind == "fresh_real":
-            out["real"] = size
-            out["fraction"] = check_float("fraction", 1.0 if frac is None else frac, low=0.0, high=1.0)
-        elif kind in ("partially_synthetic", "accumulate", "accumulate_subsample"):
-            if frac is None:
-                raise ConfigError(f"regime {kind} with size needs fraction (the synthetic share n / (N + n))")
-            frac = check_float("fraction", frac, low=0.0, high=1.0)
-            n = int(np.rint(frac * size))
-            if n < 1 or size - n < 1:
-                raise ConfigError(f"regime {kind}: size {size} x fraction {frac:g} leaves {n} synthetic and "
-                                  f"{size - n} real samples; both must be >= 1")
-            out["synthetic"], out["real"] = n, size - n
-        else:
-            if frac is not None and float(frac) != 1.0:
-                raise ConfigError(f"regime {kind} is fully synthetic: fraction must be 1 (or left out), got {frac}")
-            out["synthetic"] = size
-    for k in ("synthetic", "real"):
-        if k not in out and s.get(k) is not None:
-            out[k] = check_int(k, s[k], low=1)
-    if kind == "fresh_real" and "fraction" not in out and frac is not None:
-        out["fraction"] = check_float("fraction", frac, low=0.0, high=1.0)
-    if s.get("window") is not None:
-        out["window"] = check_int("window", s["window"], low=1)
-    if s.get("train") is not None:
-        out["train"] = check_int("train", s["train"], low=1)
-    need = {"fully_synthetic": ("synthetic",), "partially_synthetic": ("real", "synthetic"),
-            "fresh_real": ("real", "fraction"), "accumulate": ("real", "synthetic"),
-            "accumulate_subsample": ("real", "synthetic"), "most_recent": ("synthetic", "window"),
-            "random_history": ("synthetic",)}[kind]
-    for k in need:
-        if k not in out:
-            raise ConfigError(f"regime {kind} needs {k}" + (" (or size)" if k in ("synthetic", "real") else ""))
-    return {k: v for k, v in out.items() if k in need or k == "train"}
-
-
 def resolve_point(settings: dict, index: int = 0) -> Point:
     """Validate one point's settings and build what ``simulate`` takes; ConfigError naming the bad setting."""
-    from ..core import initial as init_mod
     from ..core.regimes import REGIMES, Decoding, Regime
+    from ..engine.settings import initial_distribution, regime_sizes, size_and_fraction
 
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     for k in s:
@@ -232,26 +190,12 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
     if kind not in REGIMES:
         raise ConfigError(f"point {index}: regime must be one of {', '.join(REGIMES)}; got {kind!r}")
     source = s["initial"]
-    vocab = check_int("vocab", s["vocab"], low=1)
-    res = {"regime": kind, "initial": source, "vocab": vocab}
-    if source in ("zipf", "uniform", "geometric"):
-        support = check_int("support", s.get("support", min(52, vocab)), low=1, high=vocab)
-        res["support"] = support
-        if source == "zipf":
-            res["exponent"] = float(s["exponent"])
-            initial = init_mod.zipf(vocab, res["exponent"], support)
-        elif source == "uniform":
-            initial = init_mod.uniform(vocab, support)
-        else:
-            res["ratio"] = float(s["ratio"])
-            initial = init_mod.geometric(vocab, res["ratio"], support)
-    elif source == "dirichlet":
-        res.update(concentration=float(s["concentration"]), contexts=int(s["contexts"]),
-                   initial_seed=int(s.get("initial_seed", 0)))
-        initial = init_mod.dirichlet(res["initial_seed"], vocab, res["concentration"], res["contexts"])
-    else:
-        raise ConfigError(f"point {index}: initial must be zipf, uniform, geometric or dirichlet; got {source!r}")
-    sizes = _sizes(kind, s)
+    initial, used, _ = initial_distribution(source, s)
+    res = {"regime": kind, "initial": source, **used}
+    sizes = regime_sizes(kind, s)
+    if s.get("train") is not None and "train" not in sizes:
+        # unused by this regime, but kept in the settings (and so in the point's id) as it always was
+        sizes["train"] = check_int("train", s["train"], low=1)
     regime = Regime(kind, **sizes)
     res.update(sizes)
     decoding = Decoding(float(s["temperature"]), s.get("top_k"), s.get("top_p"))
@@ -261,13 +205,7 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
     blob = json.dumps(res, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(blob.encode()).hexdigest()
     # Derived columns for tables and phase diagrams (not part of the hash).
-    if kind == "fresh_real":
-        size, frac = res["real"], res["fraction"]
-    elif kind in ("partially_synthetic", "accumulate", "accumulate_subsample"):
-        size = res["real"] + res["synthetic"]
-        frac = res["synthetic"] / size
-    else:
-        size, frac = res["synthetic"], 1.0
+    size, frac = size_and_fraction(kind, res)
     if settings.get("size") is not None and settings.get("fraction") is not None:
         frac = float(settings["fraction"])          # as requested (n / (N + n) is rounded to whole samples)
     res["size"], res["fraction"] = size, float(frac)
