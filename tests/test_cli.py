@@ -573,6 +573,121 @@ def test_help_documents_every_flag(capsys):
     assert code == 0 and "run" in out and "show" in out and "plot" in out and "bench" in out
 
 
+#: Heavy modules that the command line's parser and help must not import (the commands import them when they run).
+HEAVY = ("jax", "jaxlib", "optax", "matplotlib", "scipy")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HELP_THEN_CHECK = """
+import sys
+from jaxcollapse.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+assert code in (0, None), code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+assert not heavy, heavy
+print("ok")
+"""
+
+
+def _light_env():
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def test_importing_the_command_line_loads_no_jax():
+    code = ("import sys, jaxcollapse.cli\n"
+            "from jaxcollapse.cli import main\n"
+            "from jaxcollapse.cli import app, options, plan, reproduce, run, settings, sweep, sweep_plot\n"
+            f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+            "assert callable(main) and not heavy, heavy\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_light_env(), cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plan", "--help"], ["sweep", "--help"],
+                                  ["sweep-plot", "--help"], ["reproduce", "--help"], ["--version"], []])
+def test_help_loads_no_jax(argv):
+    proc = subprocess.run([sys.executable, "-c", HELP_THEN_CHECK.format(heavy=HEAVY), *argv], capture_output=True,
+                          text=True, env=_light_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("ok"), proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_python_m_help_loads_no_jax(argv):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "jaxcollapse", *argv], capture_output=True,
+                          text=True, env=_light_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: jaxcollapse"), proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "jaxcollapse.cli.app" in imported
+    assert not sorted(m for m in imported if m.split(".")[0] in HEAVY)
+
+
+def _import_graph() -> dict:
+    """``{module: modules of jaxcollapse it imports}``, imports inside functions included, ``TYPE_CHECKING`` ones
+    and a package's imports of its own submodules left out."""
+    import ast
+
+    package = os.path.join(ROOT, "jaxcollapse")
+    modules = {}
+    for folder, _, files in os.walk(package):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(folder, f)
+                name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                modules[name.removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        here = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and "TYPE_CHECKING" in ast.dump(node.test) for n in ast.walk(node)}
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        found = set()
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t != name and not t.startswith(name + "."):
+                found.add(t)
+        graph[name] = found
+    return graph
+
+
+def test_import_graph_has_no_cycles_and_the_command_line_on_top():
+    graph = _import_graph()
+    outside = sorted((m, t) for m, ts in graph.items() for t in ts
+                     if t.startswith("jaxcollapse.cli") and not m.startswith("jaxcollapse.cli")
+                     and m != "jaxcollapse.__main__")
+    assert not outside, outside
+    state, cycles = {}, []
+
+    def visit(m, path):
+        state[m] = "open"
+        for t in sorted(graph[m]):
+            if state.get(t) == "open":
+                cycles.append(path[path.index(t):] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
 def test_progress_bar():
     stream = io.StringIO()
     bar = run_command.Progress(stream)
