@@ -624,6 +624,13 @@ def test_python_m_help_loads_no_jax(argv):
     assert not sorted(m for m in imported if m.split(".")[0] in HEAVY)
 
 
+def test_reproduce_help_states_the_paper_chain_count():
+    from jaxcollapse.cli import reproduce as reproduce_command
+    from jaxcollapse.studies import paper
+
+    assert reproduce_command.PAPER_CHAINS == paper.CHAINS
+
+
 def _import_graph() -> dict:
     """``{module: modules of jaxcollapse it imports}``, imports inside functions included, ``TYPE_CHECKING`` ones
     and a package's imports of its own submodules left out."""
