@@ -24,7 +24,8 @@ import jax
 
 import jaxcollapse as jc
 
-S = importlib.import_module("jaxcollapse.sweeps.sweep")
+SP = importlib.import_module("jaxcollapse.sweeps.spec")
+PL = importlib.import_module("jaxcollapse.sweeps.plan")
 
 
 def main(argv=None) -> int:
@@ -39,16 +40,16 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", default=None, metavar="FILE")
     args = ap.parse_args(argv)
 
-    spec = S.load_spec(args.spec)
+    spec = SP.load_spec(args.spec)
     spec.points = spec.points[:: args.every]
     if args.chains:
         spec.chains = args.chains
     if args.generations:
         spec.generations = args.generations
-    plan = S.make_plan(spec)
+    plan = PL.make_plan(spec)
     n = len(plan.points)
     work = n * spec.chains * spec.generations
-    print(S.describe_plan(plan), flush=True)
+    print(PL.describe_plan(plan), flush=True)
 
     jax.clear_caches()
     t0 = time.perf_counter()
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     chosen = [plan.points[round(i * (n - 1) / max(k - 1, 1))] for i in range(k)] if k < n else plan.points
     t0 = time.perf_counter()
     for p in chosen:
-        jc.simulate(S.point_key(spec.seed, p), p.initial, p.regime, chains=spec.chains,
+        jc.simulate(SP.point_key(spec.seed, p), p.initial, p.regime, chains=spec.chains,
                     generations=spec.generations, decoding=p.decoding, smoothing=p.smoothing, sampler=p.sampler,
                     keep_traces=False, keep_final=False)
     t_one = (time.perf_counter() - t0) * n / k

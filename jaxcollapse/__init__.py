@@ -42,7 +42,7 @@ _EXPORTS = {
     "autoregressive_regime": ("jaxcollapse.core.autoregressive", "autoregressive"),
     "Training": ("jaxcollapse.core.trained", "Training"),
     "sweep": ("jaxcollapse.sweeps.sweep", "sweep"),
-    "Spec": ("jaxcollapse.sweeps.sweep", "Spec"),
+    "Spec": ("jaxcollapse.sweeps.spec", "Spec"),
     "SweepResult": ("jaxcollapse.sweeps.sweep", "SweepResult"),
     "merge_sweep": ("jaxcollapse.sweeps.sweep", "merge"),
     "plot_sweep": ("jaxcollapse.sweeps.phase", "plot_sweep"),

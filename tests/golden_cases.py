@@ -133,9 +133,9 @@ def _sweep_case():
 
 def _trajectories_case():
     import jaxcollapse as jc
-    from jaxcollapse.cli.main import record_trajectories
+    from jaxcollapse.engine.simulate import trajectories
 
-    return {"models": record_trajectories(5, jc.zipf(8, 1.0), jc.fully_synthetic(10), None, 0.0, "auto", 8, 3)}
+    return {"models": trajectories(5, jc.zipf(8, 1.0), jc.fully_synthetic(10), chains=3, generations=8)}
 
 
 def cases() -> dict:

@@ -19,7 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
+from jaxcollapse.cli import options, settings
+from jaxcollapse.cli import run as run_command
 from jaxcollapse.io import rundir as results_io
 from jaxcollapse.io.rundir import load_run, save_result
 
@@ -216,25 +218,25 @@ def test_initial_file_formats(tmp_path, ext):
         np.savez(path, probs=TABLE, weights=np.array([3.0, 1.0]))
     else:
         np.savetxt(path, TABLE, delimiter="," if ext == ".csv" else " ", header="two contexts")
-    init = cli._initial_from_file(str(path))
+    init = settings._initial_from_file(str(path))
     np.testing.assert_allclose(init.probs, TABLE)
     np.testing.assert_allclose(init.weights, [0.75, 0.25] if ext == ".npz" else [0.5, 0.5])
     column = tmp_path / "column.txt"
     column.write_text("# one probability per line\n0.25\n0.25\n0.5\n")
-    np.testing.assert_allclose(cli._initial_from_file(str(column)).probs, [[0.25, 0.25, 0.5]])
+    np.testing.assert_allclose(settings._initial_from_file(str(column)).probs, [[0.25, 0.25, 0.5]])
 
 
 def test_config_file_keys_and_types(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('top-k = 5\ntop_p = 0.9\ntemperature = 2\nper-context = true\ncorpus = "../t.txt"\n')
-    got = cli.load_config(str(cfg))
+    got = settings.load_config(str(cfg))
     assert got == {"top_k": 5, "top_p": 0.9, "temperature": 2.0, "per_context": True,
                    "corpus": os.path.normpath(str(tmp_path / ".." / "t.txt"))}
     assert isinstance(got["temperature"], float)
     for bad in ('chains = 1.5', 'temperature = "hot"', 'traces = 1', 'regime = "nope"', 'chains = true'):
         cfg.write_text(bad + "\n")
         with pytest.raises(ValueError):
-            cli.load_config(str(cfg))
+            settings.load_config(str(cfg))
 
 
 def test_rerun_command_reproduces_the_run(base_run, tmp_path, capsys):
@@ -255,7 +257,7 @@ def test_partially_synthetic_with_theory(tmp_path, capsys):
     assert run.config["real"] == 30 and run.result.settings["kind"] == "partially_synthetic"
     labels = [c.label for c in run.theory.curves["collision"]]
     assert labels == ["exact (Theorem 2, corrected)", "Theorem 2 as printed"]
-    files = __import__("jaxcollapse.plots", fromlist=["plot_traces"]).plot_traces(run, str(tmp_path), ("png",))
+    files = __import__("jaxcollapse.io.plots", fromlist=["plot_traces"]).plot_traces(run, str(tmp_path), ("png",))
     assert os.path.getsize(files[0]) > 5000
 
 
@@ -540,17 +542,17 @@ def test_errors_through_the_entry_point(tmp_path, argv):
 
 
 def test_memory_refusal_names_the_size(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "available_memory", lambda: 10 * 2**20)
+    monkeypatch.setattr(run_command, "available_memory", lambda: 10 * 2**20)
     code, _, err = run_cli(capsys, "run", "--chains", "100000", "--generations", "100", "--out", str(tmp_path / "o"))
     assert code == 2 and err.count("\n") == 1
-    need = cli.host_bytes(100000, 100, 1, 600, traces=True, per_context=False, final=True)
+    need = run_command.host_bytes(100000, 100, 1, 600, traces=True, per_context=False, final=True)
     assert f"{need / 2**30:.1f} GiB" in err and "--no-traces" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_host_bytes():
-    assert cli.host_bytes(10, 9, 1, 5, traces=True, per_context=False, final=False) == 10 * 10 * 64 + 10 * 24
-    assert (cli.host_bytes(10, 9, 3, 5, traces=False, per_context=True, final=True)
+    assert run_command.host_bytes(10, 9, 1, 5, traces=True, per_context=False, final=False) == 10 * 10 * 64 + 10 * 24
+    assert (run_command.host_bytes(10, 9, 3, 5, traces=False, per_context=True, final=True)
             == 10 * 10 * 3 * 64 + 10 * 3 * 5 * 8 + 10 * 3 * 16 + 80)
 
 
@@ -563,19 +565,141 @@ def test_help_documents_every_flag(capsys):
         cli.main(["run", "--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in cli.OPTIONS:
+    for opt in options.OPTIONS:
         for flag in opt.flags:
             assert flag in text, flag
-    assert text.count("(default:") >= len(cli.OPTIONS) - 2
-    for regime in cli.REGIME_CHOICES:
+    assert text.count("(default:") >= len(options.OPTIONS) - 2
+    for regime in options.REGIME_CHOICES:
         assert regime in text
     code, out, _ = run_cli(capsys)
     assert code == 0 and "run" in out and "show" in out and "plot" in out and "bench" in out
 
 
+#: Heavy modules that the command line's parser and help must not import (the commands import them when they run).
+HEAVY = ("jax", "jaxlib", "optax", "matplotlib", "scipy")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HELP_THEN_CHECK = """
+import sys
+from jaxcollapse.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+assert code in (0, None), code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+assert not heavy, heavy
+print("ok")
+"""
+
+
+def _light_env():
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def test_importing_the_command_line_loads_no_jax():
+    code = ("import sys, jaxcollapse.cli\n"
+            "from jaxcollapse.cli import main\n"
+            "from jaxcollapse.cli import app, options, plan, reproduce, run, settings, sweep, sweep_plot\n"
+            f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+            "assert callable(main) and not heavy, heavy\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_light_env(), cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plan", "--help"], ["sweep", "--help"],
+                                  ["sweep-plot", "--help"], ["reproduce", "--help"], ["--version"], []])
+def test_help_loads_no_jax(argv):
+    proc = subprocess.run([sys.executable, "-c", HELP_THEN_CHECK.format(heavy=HEAVY), *argv], capture_output=True,
+                          text=True, env=_light_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("ok"), proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_python_m_help_loads_no_jax(argv):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "jaxcollapse", *argv], capture_output=True,
+                          text=True, env=_light_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: jaxcollapse"), proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "jaxcollapse.cli.app" in imported
+    assert not sorted(m for m in imported if m.split(".")[0] in HEAVY)
+
+
+def test_reproduce_help_states_the_paper_chain_count():
+    from jaxcollapse.cli import reproduce as reproduce_command
+    from jaxcollapse.studies import paper
+
+    assert reproduce_command.PAPER_CHAINS == paper.CHAINS
+
+
+def _import_graph() -> dict:
+    """``{module: modules of jaxcollapse it imports}``, imports inside functions included, ``TYPE_CHECKING`` ones
+    and a package's imports of its own submodules left out."""
+    import ast
+
+    package = os.path.join(ROOT, "jaxcollapse")
+    modules = {}
+    for folder, _, files in os.walk(package):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(folder, f)
+                name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                modules[name.removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        here = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and "TYPE_CHECKING" in ast.dump(node.test) for n in ast.walk(node)}
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        found = set()
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t != name and not t.startswith(name + "."):
+                found.add(t)
+        graph[name] = found
+    return graph
+
+
+def test_import_graph_has_no_cycles_and_the_command_line_on_top():
+    graph = _import_graph()
+    outside = sorted((m, t) for m, ts in graph.items() for t in ts
+                     if t.startswith("jaxcollapse.cli") and not m.startswith("jaxcollapse.cli")
+                     and m != "jaxcollapse.__main__")
+    assert not outside, outside
+    state, cycles = {}, []
+
+    def visit(m, path):
+        state[m] = "open"
+        for t in sorted(graph[m]):
+            if state.get(t) == "open":
+                cycles.append(path[path.index(t):] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
 def test_progress_bar():
     stream = io.StringIO()
-    bar = cli.Progress(stream)
+    bar = run_command.Progress(stream)
     bar(100, 1000)
     bar(500, 1000)
     bar(1000, 1000)

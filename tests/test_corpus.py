@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
+from jaxcollapse.cli import options, settings
 from jaxcollapse.io.corpus import UNK, load_corpus, ngram_model, show_label, tokenize
 from jaxcollapse.errors import ConfigError
 from jaxcollapse.io.rundir import load_run
@@ -195,12 +196,12 @@ def test_chars_run_report_and_show(chars_run, capsys):
 def test_corpus_sample_sizes(text_file):
     corpus = load_corpus(text_file, order=2, max_contexts=20)
     base = {"corpus": str(text_file), "order": 2, "max_contexts": 20}
-    plan = cli.resolve(base, None)
-    assert plan.regime.synthetic == corpus.events and plan.resolved["chains"] == cli.CORPUS_CHAINS
+    plan = settings.resolve(base, None)
+    assert plan.regime.synthetic == corpus.events and plan.resolved["chains"] == options.CORPUS_CHAINS
     assert plan.resolved["per_context"] is True
-    plan = cli.resolve({**base, "synthetic": 500, "regime": "partially_synthetic"}, None)
+    plan = settings.resolve({**base, "synthetic": 500, "regime": "partially_synthetic"}, None)
     assert plan.regime.synthetic == 500 and plan.regime.real == corpus.events
-    plan = cli.resolve({**base, "regime": "fresh_real", "real": 300, "fraction": 0.2}, None)
+    plan = settings.resolve({**base, "regime": "fresh_real", "real": 300, "fraction": 0.2}, None)
     assert plan.regime.real == 300 and plan.regime.fraction == 0.2
     assert "synthetic" not in plan.resolved
 

@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
         for m in one.traces:
             assert np.array_equal(one.traces[m], three.traces[m], equal_nan=True), (regime, m)
             assert np.array_equal(one.summary[m].mean, three.summary[m].mean, equal_nan=True), (regime, m)
-    from jaxcollapse.cli.main import main
+    from jaxcollapse.cli import main
     assert main(["run", "--devices", "9", "--chains", "4", "-g", "2", "--quiet", "--no-plots"]) == 2
     print("ok")
 """)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
 from jaxcollapse import reproduce, theory, uniform
 
 FAIL_PROB = 1e-3

@@ -17,6 +17,7 @@ from jaxcollapse import kernel, metrics, resample
 from jaxcollapse.bench.reference import metrics_dict as reference_metrics  # the 8 metrics in plain NumPy
 
 simulate_module = importlib.import_module("jaxcollapse.engine.simulate")
+from jaxcollapse.core.interface import kernel_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,15 +101,12 @@ def test_collapsed_chunks_skip_to_identical_results(monkeypatch, sampler):
     the result is bit-identical to computing every generation."""
     p = jc.zipf(6, 1.0, support=4)
     kw = dict(chains=24, generations=60, chunk_size=8, sampler=sampler, per_context=True)
-    assert simulate_module.frozen_when_collapsed(kernel.build(p, jc.fully_synthetic(3), generations=2)[0])
+    config = kernel.build(p, jc.fully_synthetic(3), generations=2)[0]
+    assert kernel_for(config).freezes(config)
     fast = jc.simulate(5, p, jc.fully_synthetic(3), **kw)
     assert fast.collapsed.all() and fast.collapse_time.max() < 30     # most generations were skipped
-    monkeypatch.setattr(simulate_module, "frozen_when_collapsed", lambda config: False)
-    simulate_module._segment.clear_cache()
-    try:
-        slow = jc.simulate(5, p, jc.fully_synthetic(3), **kw)
-    finally:
-        simulate_module._segment.clear_cache()
+    monkeypatch.setattr(simulate_module, "kernel_for", lambda c: kernel_for(c)._replace(freezes=lambda c: False))
+    slow = jc.simulate(5, p, jc.fully_synthetic(3), **kw)
     for name in metrics.METRICS:
         assert np.array_equal(fast.traces[name], slow.traces[name], equal_nan=True), name
         assert np.array_equal(fast.context_traces[name], slow.context_traces[name], equal_nan=True), name
@@ -219,7 +217,7 @@ def test_million_chains_fit_in_4_gb_and_memory_does_not_grow_with_generations():
 
 
 def test_cli_devices(tmp_path, capsys):
-    from jaxcollapse.cli.main import main
+    from jaxcollapse.cli import main
 
     base = ["run", "--chains", "6", "-g", "3", "--vocab", "8", "--support", "5", "--quiet", "--no-plots"]
     for bad in ("0", "-1", "two", str(len(jax.local_devices()) + 1)):
@@ -231,3 +229,49 @@ def test_cli_devices(tmp_path, capsys):
     run = jc.load_run(str(tmp_path / "one"))
     assert run.config["devices"] == "1" and len(run.result.settings["devices"]) == 1
     assert "--devices 1" in run.manifest["command"]
+
+
+def _count_primitive(jaxpr, name: str) -> int:
+    """Occurrences of primitive ``name`` in a jaxpr and every jaxpr nested in it."""
+    from jax.extend import core as jcore
+
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += eqn.primitive.name == name
+        for value in eqn.params.values():
+            for sub in (value if isinstance(value, (list, tuple)) else [value]):
+                if isinstance(sub, jcore.ClosedJaxpr):
+                    total += _count_primitive(sub.jaxpr, name)
+                elif isinstance(sub, jcore.Jaxpr):
+                    total += _count_primitive(sub, name)
+    return total
+
+
+def test_sweep_segment_skips_collapsed_chunks_with_a_real_branch():
+    """Under the points x chains vmaps of a sweep, the driver's skip of collapsed chunks stays a lax.cond
+    (one predicate per device), not a select that computes both branches."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxcollapse.engine import driver
+    from jaxcollapse.sweeps import plan as PL
+    from jaxcollapse.sweeps import spec as SP
+    from jaxcollapse.sweeps.run import _Task, _job
+
+    spec = SP.spec_from_dict({"chains": 4, "generations": 6, "vocab": 10, "support": 5, "points_per_call": 2,
+                              "grid": {"regime": ["fully_synthetic"], "size": [3, 5]}})
+    plan = PL.make_plan(spec)
+    bucket = plan.buckets[0]
+    assert bucket.group == 2
+    mesh = driver.mesh_of(jax.devices()[:1])
+    with jax.enable_x64(True):
+        task = _Task(bucket, bucket.tasks[0], plan)
+        job = _job(bucket.config)
+        keys, state, *_ = driver.start(task.keys, jnp.arange(bucket.chunk, dtype=jnp.uint32), task.params, job=job,
+                                       mesh=mesh)
+        args = (keys, state, task.params, jnp.int32(2), jnp.int32(6))
+        swept = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job, mesh=mesh, length=3))(*args)
+        plain = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job._replace(
+            kernel=job.kernel._replace(freezes=lambda c: False)), mesh=mesh, length=3))(*args)
+    assert _count_primitive(swept.jaxpr, "cond") >= 2          # the skip, and the last-generation guard
+    assert _count_primitive(swept.jaxpr, "cond") == _count_primitive(plain.jaxpr, "cond") + 1

@@ -16,10 +16,14 @@ import numpy as np
 import pytest
 
 import jaxcollapse as jc
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
 from jaxcollapse.errors import ConfigError
 
 S = importlib.import_module("jaxcollapse.sweeps.sweep")
+SP = importlib.import_module("jaxcollapse.sweeps.spec")
+PL = importlib.import_module("jaxcollapse.sweeps.plan")
+RUN = importlib.import_module("jaxcollapse.sweeps.run")
+ST = importlib.import_module("jaxcollapse.sweeps.store")
 phase = importlib.import_module("jaxcollapse.sweeps.phase")
 
 BASE = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, "points_per_call": 1,
@@ -45,9 +49,9 @@ def _env(**extra):
 
 
 def test_spec_grid_points_and_errors():
-    spec = S.spec_from_dict({**BASE, "grid": [{"regime": ["fresh_real"], "size": [4, 8], "fraction": [0.5, 1.0]}],
+    spec = SP.spec_from_dict({**BASE, "grid": [{"regime": ["fresh_real"], "size": [4, 8], "fraction": [0.5, 1.0]}],
                              "points": [{"regime": "partially_synthetic", "real": 3, "synthetic": 2}]})
-    pts = S.resolve(spec)
+    pts = SP.resolve(spec)
     assert len(pts) == 5 and pts[-1].settings["size"] == 5 and pts[-1].settings["fraction"] == 0.4
     assert pts[1].settings == {**pts[1].settings, "regime": "fresh_real", "real": 4, "fraction": 1.0}
     assert len({p.id for p in pts}) == 5
@@ -58,29 +62,29 @@ def test_spec_grid_points_and_errors():
                      ({"chains": 0}, "chains must be an integer"),
                      ({"points": [{"size": 3}, {"synthetic": 3}]}, "same settings")]:
         with pytest.raises(ConfigError, match=msg):
-            S.resolve(S.spec_from_dict(bad))
+            SP.resolve(SP.spec_from_dict(bad))
 
 
 def test_buckets_pad_sizes_and_vocab():
-    spec = S.spec_from_dict({**GRID, "points_per_call": None, "buckets": 3})
-    plan = S.make_plan(spec)
+    spec = SP.spec_from_dict({**GRID, "points_per_call": None, "buckets": 3})
+    plan = PL.make_plan(spec)
     assert len(plan.buckets) == 1 and plan.buckets[0].config.slots == 14      # a size sweep: one compilation
-    spec = S.spec_from_dict({"chains": 10, "generations": 5, "points": [
+    spec = SP.spec_from_dict({"chains": 10, "generations": 5, "points": [
         {"synthetic": 9, "temperature": 0.7, "vocab": v, "sampler": "binomial"} for v in (33, 40, 64, 65)]})
-    plan = S.make_plan(spec)
+    plan = PL.make_plan(spec)
     assert sorted(b.config.vocab for b in plan.buckets) == [64, 65]           # padded within a power of two
-    many = S.spec_from_dict({"chains": 1000, "generations": 100, "grid": {"size": [10, 20, 1000, 2000]}})
-    assert len(S.make_plan(many).buckets) == 2                                # big sizes not padded onto small
+    many = SP.spec_from_dict({"chains": 1000, "generations": 100, "grid": {"size": [10, 20, 1000, 2000]}})
+    assert len(PL.make_plan(many).buckets) == 2                                # big sizes not padded onto small
 
 
 def test_points_equal_plain_simulate_and_compile_once(tmp_path):
-    spec = S.spec_from_dict({**GRID, "keep_final": True})
-    before = S.compiled_count()
+    spec = SP.spec_from_dict({**GRID, "keep_final": True})
+    before = RUN.compiled_count()
     res = jc.sweep(spec, out=tmp_path / "a")
-    assert S.compiled_count() - before <= 1 and res.complete and len(res.plan.buckets) == 1
+    assert RUN.compiled_count() - before <= 1 and res.complete and len(res.plan.buckets) == 1
     for p in res.points[2:3]:                # padded from 9 to 14 samples
         rec = res.records[p.index]
-        sim = jc.simulate(S.point_key(spec.seed, p), p.initial, p.regime, chains=spec.chains,
+        sim = jc.simulate(SP.point_key(spec.seed, p), p.initial, p.regime, chains=spec.chains,
                           generations=spec.generations, keep_final=True)
         assert np.array_equal(sim.final, rec["final"])
         assert np.array_equal(sim.collapse_time, rec["collapse_time"])
@@ -144,13 +148,13 @@ def test_kill_9_and_resume_equal_uninterrupted(tmp_path):
     finished = [n for n in os.listdir(points) if n.endswith(".npz")]
     assert 1 <= len(finished) < 12 and not (out / "manifest.json").exists()
     for n in finished:                      # nothing half-written
-        assert S.load_point(points / n) is not None
+        assert ST.load_point(points / n) is not None
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     for name in ("table.csv", "points.csv"):
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
     for p in ref.points:
-        z = S.load_point(points / f"{p.id}.npz")
+        z = ST.load_point(points / f"{p.id}.npz")
         for k, v in ref.records[p.index].items():
             if isinstance(v, np.ndarray):
                 assert np.array_equal(z[k], v, equal_nan=True), k

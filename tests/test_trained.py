@@ -19,7 +19,7 @@ import pytest
 from stats import assert_mean, assert_proportion
 
 import jaxcollapse as jc
-from jaxcollapse.cli import main as cli
+from jaxcollapse import cli
 from jaxcollapse import theory
 from jaxcollapse import trained as T
 from jaxcollapse.core.autoregressive import autoregressive, context_tokens, generate, transitions

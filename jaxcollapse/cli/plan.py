@@ -18,6 +18,7 @@ import sys
 import time
 
 from ..errors import ConfigError, check_float, check_int
+from .options import add_options, number
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 
@@ -27,22 +28,20 @@ PILOT_CHAINS = 200
 
 
 def add_arguments(parser) -> None:
-    from .main import _number, add_options
-
     parser.add_argument("--config", metavar="FILE.toml", default=None,
                         help="read the study's settings from a TOML file (keys of jaxcollapse run)")
     add_options(parser, skip=_SKIP)
     p = parser.add_argument_group("plan")
     p.add_argument("--metric", default=None, help="metric whose mean is wanted (collision, max_prob, l1_initial, "
                    "l1_first, entropy, support, missing_mass, kl)")
-    p.add_argument("--generation", type=_number("int"), default=None, metavar="M",
+    p.add_argument("--generation", type=number("int"), default=None, metavar="M",
                    help="generation at which the metric's mean is wanted (default: the last)")
     p.add_argument("--collapse-time", action="store_true", help="plan for the mean collapse time")
-    p.add_argument("--collapsed-by", type=_number("int"), default=None, metavar="M",
+    p.add_argument("--collapsed-by", type=number("int"), default=None, metavar="M",
                    help="plan for the proportion of chains collapsed by generation M")
-    p.add_argument("--half-width", type=_number("float"), required=True, metavar="H",
+    p.add_argument("--half-width", type=number("float"), required=True, metavar="H",
                    help="wanted half-width of the 95%% confidence interval, in the target's unit")
-    p.add_argument("--pilot-chains", type=_number("int"), default=PILOT_CHAINS,
+    p.add_argument("--pilot-chains", type=number("int"), default=PILOT_CHAINS,
                    help=f"chains of the pilot run (default: {PILOT_CHAINS})")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
@@ -75,9 +74,10 @@ def make_plan(args) -> dict:
     """Run the pilot and return the plan as a dict (what ``--json`` prints)."""
     import numpy as np
 
-    from ..stats import analysis
-    from .main import OPTIONS, resolve
     from ..engine.simulate import simulate
+    from ..stats import analysis
+    from .options import OPTIONS
+    from .settings import resolve
 
     half = check_float("half_width", args.half_width, low=0.0, low_open=True)
     pilot_chains = check_int("pilot_chains", args.pilot_chains, low=2, high=10**6)

@@ -27,7 +27,7 @@ synthetic and accumulate regimes, and on ``M`` in the fresh-real regime.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -38,68 +38,7 @@ Size = Union[int, Sequence[int], np.ndarray]
 
 
 
-@dataclasses.dataclass(frozen=True)
-class RegimeKind:
-    """One data regime, as data: every module that depends on the regime reads its entry of :data:`TABLE`.
-
-    Attributes:
-      name: the regime's name (``Regime.kind``, ``--regime``, the TOML key ``regime``).
-      data: what a model of generation ``m >= 2`` is fitted on (one line, for help texts).
-      sizes: the :class:`Regime` fields it needs.  optional: the fields it may take besides.
-      first: the size of ``p^(1)``'s real sample: ``"synthetic"`` (``n``) or ``"real"`` (``N`` or ``M``).
-      shorthand: how a sweep's ``size`` and ``fraction`` give its sizes: ``"synthetic"`` (``n = size``),
-        ``"split"`` (``n = round(fraction * size)`` synthetic, ``N = size - n`` real) or ``"mixed"``
-        (``M = size``, ``λ = fraction``).
-      pooled: the count kernel keeps a ``(C, V)`` count table of reused or accumulated samples.
-      fresh: each generation draws fresh real samples from ``p^(0)`` (besides the synthetic ones).
-      window: the count kernel's history slots: ``"none"``, ``"sum"`` (one running sum of past models) or
-        ``"window"`` (the last ``Regime.window`` models).
-      resample: the resampling kernel (:mod:`jaxcollapse.core.resample`) serves it.
-      trained: the trained estimators (:mod:`jaxcollapse.core.trained`) serve it.
-      theory: the exact result that describes it (:mod:`jaxcollapse.stats.lookup`), or ``""``.
-      largest_fit: ``largest_fit(real, synthetic, generations)``: the most samples a model of generation ``m >=
-        2`` is fitted on over the run (``(C,)`` ints; after the fresh-real split of ``real``), for kernels that
-        keep the training samples; None where it is unbounded by the sizes.
-    """
-
-    name: str
-    data: str
-    sizes: tuple
-    optional: tuple = ()
-    first: str = "synthetic"
-    shorthand: str = "synthetic"
-    pooled: bool = False
-    fresh: bool = False
-    window: str = "none"
-    resample: bool = False
-    trained: bool = False
-    theory: str = ""
-    largest_fit: Callable | None = None
-
-
-#: Every data regime of the engine, by name.
-TABLE = {k.name: k for k in (
-    RegimeKind("fully_synthetic", "n samples of p^(m-1)", ("synthetic",), resample=True, trained=True,
-               theory="Theorem 1 and the Wright-Fisher chain", largest_fit=lambda real, syn, g: syn),
-    RegimeKind("partially_synthetic", "the same N real samples as p^(1) plus n samples of p^(m-1)",
-               ("real", "synthetic"), first="real", shorthand="split", pooled=True, resample=True, trained=True,
-               theory="Theorem 2 (corrected)", largest_fit=lambda real, syn, g: real + syn),
-    RegimeKind("fresh_real", "M - S fresh real samples plus S = round(fraction M) samples of p^(m-1)",
-               ("real", "fraction"), first="real", shorthand="mixed", fresh=True, resample=True, trained=True,
-               theory="the fresh-real recursion", largest_fit=lambda real, syn, g: real + syn),
-    RegimeKind("accumulate", "all data so far: N real plus n synthetic samples appended per generation",
-               ("real", "synthetic"), first="real", shorthand="split", pooled=True, resample=True, trained=True,
-               theory="the accumulate recursion", largest_fit=lambda real, syn, g: real + (g - 1) * syn),
-    RegimeKind("accumulate_subsample", "train samples drawn without replacement from the accumulated pool",
-               ("real", "synthetic"), optional=("train",), first="real", shorthand="split", pooled=True,
-               theory="the accumulate-subsample recursion"),
-    RegimeKind("most_recent", "floor(n / k) samples of each of the last k = min(window, m) models",
-               ("synthetic", "window"), window="window"),
-    RegimeKind("random_history", "n samples, each of a uniformly chosen earlier model (the truth included)",
-               ("synthetic",), window="sum"),
-)}
-
-REGIMES = tuple(TABLE)
+from .regime_table import REGIMES, TABLE, RegimeKind  # noqa: E402,F401  (re-exported)
 
 #: Largest sample size of one context in one generation (counts are int64, probabilities float64 exact).
 MAX_SIZE = 1 << 53
@@ -247,45 +186,3 @@ def context_sizes(name: str, value: Size, weights: np.ndarray, *, low: int = 0) 
         raise ConfigError(f"{name} sizes must be integers in [{low}, 2^53] and not all zero")
     return arr
 
-
-def resolve_sizes(kind: str, settings: dict) -> dict:
-    """A regime's size fields from settings: ``synthetic``/``real``/``fraction``/``window``/``train``, or the
-    shorthand ``size`` + ``fraction`` read as the regime's :attr:`RegimeKind.shorthand` says. Returns the
-    fields the regime takes (checked ints and floats); ConfigError names a missing or bad one."""
-    if kind not in TABLE:
-        raise ConfigError(f"regime must be one of {', '.join(REGIMES)}; got {kind!r}")
-    spec = TABLE[kind]
-    size, frac = settings.get("size"), settings.get("fraction")
-    out = {}
-    if size is not None:
-        size = check_int("size", size, low=1)
-        if spec.shorthand == "mixed":
-            out["real"] = size
-            out["fraction"] = check_float("fraction", 1.0 if frac is None else frac, low=0.0, high=1.0)
-        elif spec.shorthand == "split":
-            if frac is None:
-                raise ConfigError(f"regime {kind} with size needs fraction (the synthetic share n / (N + n))")
-            frac = check_float("fraction", frac, low=0.0, high=1.0)
-            n = int(np.rint(frac * size))
-            if n < 1 or size - n < 1:
-                raise ConfigError(f"regime {kind}: size {size} x fraction {frac:g} leaves {n} synthetic and "
-                                  f"{size - n} real samples; both must be >= 1")
-            out["synthetic"], out["real"] = n, size - n
-        else:
-            if frac is not None and float(frac) != 1.0:
-                raise ConfigError(f"regime {kind} is fully synthetic: fraction must be 1 (or left out), got {frac}")
-            out["synthetic"] = size
-    for k in ("synthetic", "real"):
-        if k not in out and settings.get(k) is not None:
-            out[k] = check_int(k, settings[k], low=1)
-    if spec.shorthand == "mixed" and "fraction" not in out and frac is not None:
-        out["fraction"] = check_float("fraction", frac, low=0.0, high=1.0)
-    if settings.get("window") is not None:
-        out["window"] = check_int("window", settings["window"], low=1)
-    if settings.get("train") is not None:
-        out["train"] = check_int("train", settings["train"], low=1)
-    for k in spec.sizes:
-        if k not in out:
-            raise ConfigError(f"regime {kind} needs {k}" + (" (or size)" if k in ("synthetic", "real") else ""))
-    # train is kept whatever the regime (a point's settings, and so its key, include it as given)
-    return {k: v for k, v in out.items() if k in spec.sizes or k == "train"}

@@ -31,7 +31,6 @@ import numpy as np
 from ..stats import analysis
 
 from ..stats import theory
-from ..errors import ConfigError
 
 #: Chains per experiment where the paper used 100 runs.
 CHAINS = 10_000
@@ -48,7 +47,8 @@ def _scaled(base: int, scale: float, low: int) -> int:
     return max(low, int(round(base * scale)))
 
 
-def _check_scale(scale) -> float:
+def check_scale(scale) -> float:
+    """``scale`` as a float in (0, 100] (ConfigError naming it otherwise)."""
     from ..errors import check_float
 
     return check_float("scale", scale, low=0.0, high=100.0, low_open=True)
@@ -239,7 +239,7 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     from ..core.initial import dirichlet, split_sizes
     from ..core.regimes import fully_synthetic
 
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     g = _scaled(FIG1_GENERATIONS, min(scale, 1.0), 10) if scale < 1 else FIG1_GENERATIONS
     truth = dirichlet(0, FIG1_VOCAB, 1.0, FIG1_CONTEXTS)
@@ -367,7 +367,7 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     other support) and geometric(0.5) on 10 (``S_0 = 0.334``). Every chain is run to collapse
     (:func:`collapse_times`), so no time is censored. With ``scale < 1`` only the ``n`` up to
     ``max(50, 400 · scale)`` are run."""
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     ns = [n for n in FIG2_NS if n <= max(50, 400 * scale)]
     dists = FIG2_DISTRIBUTIONS()
@@ -541,7 +541,7 @@ def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     squared L2 deviation from ``p^(1)`` against its exact value; the L1 deviation from ``p^(1)`` with the
     bounds ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``) and ``√(n (k - 1))/N``
     (:func:`jaxcollapse.theory.partial_l1_bound`), in the CSV."""
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
     init = _zipf52()
@@ -575,7 +575,7 @@ def fig4(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     proportional to ``1 - S_0``)."""
     from ..core.initial import zipf
 
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
     table = _Table("fig4")
@@ -604,7 +604,7 @@ def _curves(figure, number, out, title, runs, *, scale, seed, chains, generation
             settings, exact_fn=None, diversity=False):
     """Run each ``(name, initial, regime, decoding)`` of ``runs``; plot ``E σ_m`` (or ``E[1 - σ_m]``) and
     ``P(collapsed by m)``. ``exact_fn(name, p, g)`` gives ``(E σ_m or None, P(collapsed by m) or None)``."""
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     chains = chains or _scaled(CHAINS, scale, 20)
     g = _scaled(generations, min(scale, 1.0), 5)
     table = _Table(figure)
@@ -786,95 +786,6 @@ FIGURES: dict[str, Callable[..., dict]] = {
     "fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "regimes": regimes,
     "decoding": decoding,
 }
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-
-
-DESCRIPTION = """Rerun the paper's experiments (Seddik et al., arXiv 2404.05090) with 10,000 chains where the paper
-used 100, and write for each NAME: NAME.png (the figure, 95% intervals and the theory curves), NAME.csv (every
-plotted number, tidy: figure,series,x_name,x,quantity,kind,value,ci_low,ci_high,se,chains,z) and NAME.json
-(headline numbers and the z-tests against the exact theory). 'all' runs every figure and writes summary.json
-with the wall times. Progress goes to stderr."""
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("figure", metavar="FIGURE",
-                        help="fig1, fig2, fig3, fig4, fig5, fig6, regimes, decoding (and any registered later), or all")
-    parser.add_argument("--out", default="reproduce-out", metavar="DIR",
-                        help="output directory (default: reproduce-out)")
-    parser.add_argument("--chains", type=int, default=None,
-                        help=f"chains per series (default: {CHAINS:,} × scale)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiplies chain and generation counts, e.g. 0.05 for a quick look (default: 1)")
-    parser.add_argument("--pdf", action="store_true", help="also write NAME.pdf")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-
-def _call(fn, out, *, scale, seed, progress, chains, pdf):
-    import inspect
-
-    kwargs = {"scale": scale, "seed": seed, "progress": progress}
-    params = inspect.signature(fn).parameters
-    if chains is not None:
-        if "chains" in params:
-            kwargs["chains"] = chains
-        elif progress is not None:
-            progress(f"{fn.__name__} takes no chain count: --chains ignored, --scale {scale:g} used")
-    if pdf and "pdf" in params:
-        kwargs["pdf"] = True
-    return fn(out, **kwargs)
-
-
-def run_command(args) -> int:
-    import platform
-    import sys
-
-    from ..errors import check_int
-
-    names = list(FIGURES)
-    if args.figure != "all" and args.figure not in FIGURES:
-        raise ConfigError(f"figure must be one of {', '.join(names)} or all, got {args.figure!r}")
-    _check_scale(args.scale)
-    check_int("seed", args.seed, low=0, high=2**31 - 1)
-    if args.chains is not None:
-        check_int("chains", args.chains, low=2, high=10**8)
-    out = pathlib.Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    chosen = names if args.figure == "all" else [args.figure]
-
-    def progress(msg: str) -> None:
-        if not args.quiet:
-            print(f"  {msg}", file=sys.stderr, flush=True)
-
-    t_all = time.perf_counter()
-    times = {}
-    for name in chosen:
-        if not args.quiet:
-            print(f"{name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        headline = _call(FIGURES[name], out, scale=args.scale, seed=args.seed, progress=progress,
-                         chains=args.chains, pdf=args.pdf)
-        times[name] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: {times[name]:.1f} s -> {out / (name + '.png')}, {name}.csv, {name}.json")
-        for line in headline_lines(headline):
-            print(f"  {line}")
-    total = time.perf_counter() - t_all
-    if args.figure == "all":
-        import jax
-
-        from ..io.rundir import write_text
-
-        summary = {"figures": times, "wall_time_s": round(total, 1), "scale": args.scale, "seed": args.seed,
-                   "chains": args.chains, "jax": jax.__version__, "numpy": np.__version__,
-                   "backend": jax.default_backend(), "machine": platform.machine(),
-                   "processor": platform.processor(), "python": platform.python_version()}
-        write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
-        print(f"all: {total:.1f} s in total -> {out / 'summary.json'}")
-    return 0
 
 
 def headline_lines(h: dict) -> list[str]:

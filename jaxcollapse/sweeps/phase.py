@@ -58,7 +58,7 @@ def theory_point(settings: dict, initial_probs: np.ndarray | None, generations: 
 
 
 def _load(out):
-    from .sweep import POINTS_DIR, load_point, read_manifest
+    from .store import POINTS_DIR, load_point, read_manifest
 
     d = os.fspath(out)
     manifest = read_manifest(d)
@@ -94,7 +94,7 @@ def json_key(v):
 
 
 def _initial_probs(settings):
-    from .sweep import resolve_point
+    from .spec import resolve_point
 
     return np.asarray(resolve_point({k: v for k, v in settings.items() if k not in ("size", "fraction")
                                      or settings["regime"] == "fresh_real" and k == "fraction"}).initial.probs)
@@ -215,7 +215,7 @@ def _fmt(v) -> str:
 def format_points(points, records, generations: int, rows: int = 12) -> str:
     """A fixed-width table of the points: the settings that vary, collapsed fraction, median collapse time,
     final mean collision probability and L1 drift."""
-    from .sweep import point_summary
+    from .store import point_summary
 
     settings = [p.settings if hasattr(p, "settings") else p for p in points]
     keys = [k for k in ("regime", *AXES) if len({json_key(s.get(k)) for s in settings}) > 1] or ["regime"]
@@ -237,23 +237,3 @@ def format_points(points, records, generations: int, rows: int = 12) -> str:
                      f"{summ['final_l1_initial']:>10.4f}")
     return "\n".join(lines)
 
-
-# ------------------------------------------------------------------------------------------------
-# ``jaxcollapse sweep-plot DIR``
-
-DESCRIPTION = "Draw the phase diagrams of a finished sweep (OUT/plots/phase.png) from its files."
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("dir", metavar="DIR", help="a finished sweep's results directory")
-    parser.add_argument("--x", default=None, help="setting on the x axis (default: the sweep's plot.x, or the "
-                        "first of size, fraction, ... that varies)")
-    parser.add_argument("--y", default=None, help="setting on the y axis")
-    parser.add_argument("--format", default="png", help="comma-separated formats (default: png)")
-
-
-def run_command(args) -> int:
-    made = plot_sweep(args.dir, args.x, args.y, tuple(f.strip() for f in args.format.split(",") if f.strip()))
-    for path in made:
-        print(path)
-    return 0

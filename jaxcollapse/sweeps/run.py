@@ -124,7 +124,7 @@ def run_plan(plan, out: str | None = None, *, host: int = 0, hosts: int = 1, dev
     import jax
 
     from ..engine import driver
-    from .sweep import write_point
+    from .store import write_point
 
     spec = plan.spec
     devices = list(devices) if devices is not None else jax.local_devices()

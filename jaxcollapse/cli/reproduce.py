@@ -1,0 +1,98 @@
+"""``jaxcollapse reproduce FIGURE``: rerun the paper's figures (:mod:`jaxcollapse.studies.paper`) with confidence
+intervals and theory."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+
+from ..errors import ConfigError, check_int
+
+#: Chains per series at scale 1: :data:`jaxcollapse.studies.paper.CHAINS` (not imported here: the studies load
+#: NumPy and SciPy, and the parser must stay light).
+PAPER_CHAINS = 10_000
+
+DESCRIPTION = """Rerun the paper's experiments (Seddik et al., arXiv 2404.05090) with 10,000 chains where the paper
+used 100, and write for each NAME: NAME.png (the figure, 95% intervals and the theory curves), NAME.csv (every
+plotted number, tidy: figure,series,x_name,x,quantity,kind,value,ci_low,ci_high,se,chains,z) and NAME.json
+(headline numbers and the z-tests against the exact theory). 'all' runs every figure and writes summary.json
+with the wall times. Progress goes to stderr."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("figure", metavar="FIGURE",
+                        help="fig1, fig2, fig3, fig4, fig5, fig6, regimes, decoding (and any registered later), or all")
+    parser.add_argument("--out", default="reproduce-out", metavar="DIR",
+                        help="output directory (default: reproduce-out)")
+    parser.add_argument("--chains", type=int, default=None,
+                        help=f"chains per series (default: {PAPER_CHAINS:,} × scale)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiplies chain and generation counts, e.g. 0.05 for a quick look (default: 1)")
+    parser.add_argument("--pdf", action="store_true", help="also write NAME.pdf")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _call(fn, out, *, scale, seed, progress, chains, pdf):
+    import inspect
+
+    kwargs = {"scale": scale, "seed": seed, "progress": progress}
+    params = inspect.signature(fn).parameters
+    if chains is not None:
+        if "chains" in params:
+            kwargs["chains"] = chains
+        elif progress is not None:
+            progress(f"{fn.__name__} takes no chain count: --chains ignored, --scale {scale:g} used")
+    if pdf and "pdf" in params:
+        kwargs["pdf"] = True
+    return fn(out, **kwargs)
+
+
+def run_command(args) -> int:
+    import platform
+
+    import jax
+    import numpy as np
+
+    from ..io.rundir import write_text
+    from ..studies.paper import FIGURES, check_scale, headline_lines
+
+    names = list(FIGURES)
+    if args.figure != "all" and args.figure not in FIGURES:
+        raise ConfigError(f"figure must be one of {', '.join(names)} or all, got {args.figure!r}")
+    check_scale(args.scale)
+    check_int("seed", args.seed, low=0, high=2**31 - 1)
+    if args.chains is not None:
+        check_int("chains", args.chains, low=2, high=10**8)
+    out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    chosen = names if args.figure == "all" else [args.figure]
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(f"  {msg}", file=sys.stderr, flush=True)
+
+    t_all = time.perf_counter()
+    times = {}
+    for name in chosen:
+        if not args.quiet:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        headline = _call(FIGURES[name], out, scale=args.scale, seed=args.seed, progress=progress,
+                         chains=args.chains, pdf=args.pdf)
+        times[name] = round(time.perf_counter() - t0, 1)
+        print(f"{name}: {times[name]:.1f} s -> {out / (name + '.png')}, {name}.csv, {name}.json")
+        for line in headline_lines(headline):
+            print(f"  {line}")
+    total = time.perf_counter() - t_all
+    if args.figure == "all":
+        summary = {"figures": times, "wall_time_s": round(total, 1), "scale": args.scale, "seed": args.seed,
+                   "chains": args.chains, "jax": jax.__version__, "numpy": np.__version__,
+                   "backend": jax.default_backend(), "machine": platform.machine(),
+                   "processor": platform.processor(), "python": platform.python_version()}
+        write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
+        print(f"all: {total:.1f} s in total -> {out / 'summary.json'}")
+    return 0

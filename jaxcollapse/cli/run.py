@@ -1,0 +1,347 @@
+"""``jaxcollapse run``, ``show`` and ``plot``: simulate a study and write its results directory, print a finished
+run, redraw its figures. JAX and the engine are imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+
+from ..engine.host import available_memory, clock, rate_text, size_text
+from ..errors import ConfigError, check_int
+from .options import OPTIONS, PROG
+from .settings import RunSettings, rerun_command, resolve, training
+
+#: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
+#: most memory those records may take.
+TRAJECTORY_CHAINS = 8
+TRAJECTORY_BYTES = 64 << 20
+
+
+# ------------------------------------------------------------------------------------------------
+# memory
+
+
+def host_bytes(chains: int, generations: int, contexts: int, vocab: int, *, traces: bool, per_context: bool,
+               final: bool, metrics: int = 8) -> int:
+    """Host memory a run holds: per-chain traces, per-context traces, final models and collapse records."""
+    width = generations + 1
+    total = chains * contexts * 8 * 2 + chains * 8
+    if traces:
+        total += chains * width * metrics * 8
+    if per_context:
+        total += chains * width * contexts * metrics * 8
+    if final:
+        total += chains * contexts * vocab * 8
+    return total
+
+
+# ------------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """A one-line progress bar on a TTY: chain-generations done, rate and ETA."""
+
+    def __init__(self, stream, width: int = 28):
+        self.stream = stream
+        self.width = width
+        self.t0 = time.perf_counter()
+        self.first = None
+        self.last_len = 0
+        self._write("  compiling …")
+
+    def _write(self, text: str) -> None:
+        pad = max(0, self.last_len - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self.last_len = len(text)
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        self.calls = getattr(self, "calls", 0) + 1
+        # the first two reports include the compilations (start, then first segment): measure after them
+        if self.calls <= 2 or self.first is None:
+            self.first = (now, done)
+        t1, d1 = self.first
+        rate = (done - d1) / (now - t1) if now > t1 and done > d1 else None
+        frac = done / total if total else 1.0
+        fill = int(round(frac * self.width))
+        bar = "█" * fill + "·" * (self.width - fill)
+        if rate:
+            eta = (total - done) / rate
+            tail = f"{rate_text(rate)} chain-gen/s  ETA {clock(eta)}"
+        else:
+            tail = "warming up"
+        self._write(f"  [{bar}] {100 * frac:5.1f}%  {tail}")
+
+    def close(self) -> None:
+        self._write("")
+        self.stream.write("\r")
+        self.stream.flush()
+
+
+# ------------------------------------------------------------------------------------------------
+# trajectories for the simplex picture
+
+
+# ------------------------------------------------------------------------------------------------
+# trained estimators (``--estimator softmax|embedding``, ``--regime autoregressive``)
+
+
+def _check_trained(settings: RunSettings) -> None:
+    """Validate a trained run before any output (ConfigError for settings the trained path does not take)."""
+    import jax
+
+    from ..core.trained import build
+
+    res = settings.resolved
+    if settings.decoding is not None and settings.decoding.active:
+        raise ConfigError("--temperature, --top-k and --top-p are not available with --estimator softmax|embedding "
+                          "or --regime autoregressive")
+    if res.get("smoothing"):
+        raise ConfigError("--smoothing is not available with --estimator softmax|embedding or --regime "
+                          "autoregressive (use --label-smoothing)")
+    if res.get("chunk_size") is not None:
+        check_int("--chunk-size", res["chunk_size"], low=1)
+    with jax.enable_x64(True):
+        build(settings.corpus if settings.corpus is not None else settings.initial, settings.regime,
+              generations=res["generations"], estimator=res["estimator"], training=training(res))
+
+
+def _trained_launcher(settings: RunSettings):
+    """A stand-in for :func:`jaxcollapse.simulate` with its signature that runs the trained study of the resolved
+    settings (the engine-only arguments: decoding, smoothing, sampler, memory, devices, are unused)."""
+    from ..core.trained import simulate_trained
+
+    res = settings.resolved
+
+    def run(seed, initial, regime, *, chains, generations, per_context=False, keep_final=None, progress=None,
+            chunk_size=None, **engine_only):
+        return simulate_trained(seed, settings.corpus if settings.corpus is not None else initial, regime,
+                                chains=chains, generations=generations, estimator=res["estimator"],
+                                training=training(res), chunk_size=chunk_size, per_context=per_context,
+                                keep_final=keep_final, progress=progress)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+
+
+def _default_out(regime: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join("runs", f"{stamp}-{regime}")
+    out, i = base, 2
+    while os.path.exists(out):
+        out = f"{base}-{i}"
+        i += 1
+    return out
+
+
+def _warn(msg: str) -> None:
+    print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    """``jaxcollapse run``: resolve the settings, check them and the memory, simulate, save, plot."""
+    import jax
+    import numpy as np
+
+    from ..core import count as kernel
+    from ..io.rundir import check_out_dir, context_stats, format_contexts, save_result, theory_for, theory_lines
+
+    flags = {o.key: getattr(args, o.key) for o in OPTIONS}
+    settings = resolve(flags, args.config)
+    res = settings.resolved
+    devices = _local_devices(res["devices"])
+    # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
+    primary = jax.process_index() == 0
+    quiet = bool(flags.get("quiet") or (settings.given["config_file_settings"] or {}).get("quiet")) or not primary
+    overwrite = bool(flags.get("overwrite") or (settings.given["config_file_settings"] or {}).get("overwrite"))
+    file_out = (settings.given["config_file_settings"] or {}).get("out")
+    out = flags.get("out") or file_out
+    for w in settings.warnings:
+        if not quiet:
+            _warn(w)
+    initial = settings.initial
+    c, v = initial.probs.shape
+    chains, generations = res["chains"], res["generations"]
+    # validate everything the engine checks before any output or compilation
+    trained = "estimator" in res
+    if trained:
+        _check_trained(settings)
+    else:
+        kernel.build(initial, settings.regime, generations=generations, decoding=settings.decoding,
+                     smoothing=res["smoothing"], sampler=res["sampler"])
+    # host memory
+    per_context = res["per_context"]
+    need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=per_context,
+                      final=settings.keep_final)
+    avail = available_memory()
+    if avail is not None and need > 0.8 * avail and per_context and "per_context" not in _explicit(settings):
+        per_context = res["per_context"] = False
+        need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=False, final=settings.keep_final)
+        if not quiet:
+            _warn("per-context traces would not fit in memory; running without them (collapse times per context "
+                  "are still recorded)")
+    if avail is not None and need > 0.8 * avail:
+        parts = {"--no-traces": host_bytes(chains, generations, c, v, traces=True, per_context=False, final=False),
+                 "--no-per-context": host_bytes(chains, generations, c, v, traces=False, per_context=per_context,
+                                                final=False),
+                 "--no-final": host_bytes(chains, generations, c, v, traces=False, per_context=False,
+                                          final=settings.keep_final)}
+        hints = [flag for flag, b in parts.items() if b > need / 10] or ["--no-traces"]
+        raise ConfigError(f"this run needs about {size_text(need)} of host memory for its results but only "
+                          f"{size_text(avail)} is available; use {', '.join(hints)}, fewer --chains or fewer "
+                          "--generations")
+    if out is None and primary:
+        out = _default_out(res["regime"])
+    if primary:
+        check_out_dir(out, overwrite)
+    command = rerun_command(res)
+    if not quiet:
+        s0 = float((initial.probs ** 2).sum(axis=1) @ initial.weights)
+        print(f"{PROG} run: {settings.regime.describe()} · {settings.describe_initial} · Σp² = {s0:.4g} · "
+              f"{chains} chains × {generations} generations · seed {res['seed']}")
+        if settings.corpus is not None:
+            size = res.get("synthetic", res.get("real"))
+            how = ("the corpus tokens that follow a kept context: each context is refitted on its corpus count"
+                   if size == settings.corpus.events else "split over the contexts by frequency")
+            print(f"sample size per generation: {size:,} tokens ({how})")
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        progress = Progress(sys.stderr)
+    from ..engine.simulate import simulate
+    launcher = _trained_launcher(settings) if trained else simulate
+
+    t0 = time.perf_counter()
+    try:
+        result = launcher(res["seed"], initial, settings.regime, chains=chains, generations=generations,
+                          decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
+                          chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
+                          per_context=per_context, keep_traces=res["traces"], keep_final=settings.keep_final,
+                          progress=progress, devices=devices)
+    finally:
+        if progress is not None:
+            progress.close()
+    if not primary:
+        return 0
+    if not quiet:
+        print(result.format())
+        for line in theory_lines(result, theory_for(result.settings, initial, generations)):
+            print(line)
+        if c > 1:
+            stats = context_stats(result.context_collapse_time, result.collapse_token, initial, generations)
+            print(format_contexts(stats, initial, generations, chains))
+        sys.stdout.flush()
+    trajectories = None
+    extra = {"initial_description": settings.describe_initial}
+    k = min(chains, TRAJECTORY_CHAINS, TRAJECTORY_BYTES // ((generations + 1) * c * 3 * 8))
+    if v == 3 and k >= 1 and not trained:
+        from ..engine.simulate import trajectories as record
+
+        trajectories = record(res["seed"], initial, settings.regime, chains=k, generations=generations,
+                              decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"])
+        if result.final is not None:
+            extra["trajectories_match_final"] = bool(np.array_equal(trajectories[:, -1], result.final[:k]))
+    if settings.corpus is not None:
+        extra["corpus"] = settings.corpus.info()
+    config = dict(res)
+    config["initial_description"] = settings.describe_initial
+    manifest = save_result(result, out, config, argv, initial=initial, given=settings.given, command=command,
+                           extra=extra, trajectories=trajectories, overwrite=overwrite)
+    plot_files = []
+    if res["plots"]:
+        from ..io.plots import plot_run
+        from ..io.rundir import add_to_manifest, load_run
+
+        plot_files = plot_run(load_run(out))
+        add_to_manifest(out, plots=[os.path.relpath(p, out) for p in plot_files])
+    total = time.perf_counter() - t0
+    if not quiet:
+        rate = chains * generations / max(result.wall_time, 1e-9)
+        dev = manifest.get("jax", {})
+        print(f"simulated in {result.wall_time:.1f} s, compilation included ({rate_text(rate)} chain-generations/s) "
+              f"on {dev.get('backend')} (device: {dev.get('device_kind')}); {total:.1f} s with saving and plots")
+    names = ["summary.csv", "traces.npz", "collapse.csv"] + (["contexts.csv"] if c > 1 else []) \
+        + (["plots/"] if plot_files else []) + ["manifest.json"]
+    print(f"results: {out}{os.sep} ({', '.join(names)})")
+    return 0
+
+
+def _explicit(settings: RunSettings) -> set:
+    keys = set(settings.given["flags"])
+    keys |= set(settings.given["config_file_settings"] or {})
+    return keys
+
+
+def cmd_show(args) -> int:
+    """``jaxcollapse show DIR``: the summary table and settings of a finished run."""
+    from ..core.metrics import METRICS
+    from ..io.rundir import context_stats, format_contexts, load_run, theory_lines
+
+    run = load_run(args.dir)
+    res = run.result
+    m = run.manifest
+    metrics = ("collision", "max_prob", "l1_initial", "support", "entropy", "kl")
+    if args.metrics:
+        metrics = tuple(x.strip() for x in args.metrics.split(",") if x.strip())
+        bad = [x for x in metrics if x not in res.summary]
+        if bad:
+            raise ConfigError(f"unknown metric {bad[0]!r}; known: {', '.join(METRICS)}")
+    rows = check_int("rows", args.rows, low=1)
+    cfg = run.config
+    print(f"run: {os.path.abspath(run.path)}")
+    print(f"created {m.get('created')} with jaxcollapse {m.get('versions', {}).get('jaxcollapse')} "
+          f"(jax {m.get('versions', {}).get('jax')}, backend {m.get('jax', {}).get('backend')}, device "
+          f"{m.get('jax', {}).get('device_kind')}); simulated in {float(m.get('wall_time_s') or 0):.1f} s")
+    print(f"study: {res.settings.get('regime')} · {cfg.get('initial_description', '')} · {res.chains} chains × "
+          f"{res.generations} generations · seed {m.get('seed')}")
+    skip = {"initial_description"}
+    items = [f"{k}={v}" for k, v in cfg.items() if k not in skip and v is not None]
+    print("settings: " + " ".join(items))
+    if m.get("command"):
+        print(f"rerun: {m['command']}")
+    print(res.format(metrics=metrics, rows=rows))
+    for line in theory_lines(res, run.theory):
+        print(line)
+    if run.initial is not None and res.context_collapse_time.shape[1] > 1:
+        stats = context_stats(res.context_collapse_time, res.collapse_token, run.initial, res.generations)
+        print(format_contexts(stats, run.initial, res.generations, res.chains))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    """``jaxcollapse plot DIR``: redraw the figures of a finished run."""
+    from ..io.plots import plot_run
+    from ..io.rundir import add_to_manifest, load_run
+
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        raise ConfigError(f"--format must list png, pdf or svg; got {args.format!r}")
+    run = load_run(args.dir)
+    files = plot_run(run, formats=formats)
+    add_to_manifest(run.path, plots=[os.path.relpath(p, run.path) for p in files])
+    for f in files:
+        print(f)
+    return 0
+
+
+def _local_devices(setting: str | None):
+    """The devices of ``--devices`` (a ConfigError naming the flag and the available count if there are fewer)."""
+    import jax
+
+    local = jax.local_devices()
+    if setting in (None, "all"):
+        return local
+    if int(setting) > len(local):
+        raise ConfigError(f"--devices must be 'all' or a number from 1 to {len(local)} (the {jax.default_backend()} "
+                          f"devices of this process); got {setting}")
+    return local[: int(setting)]
+

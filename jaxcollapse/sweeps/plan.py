@@ -1,0 +1,176 @@
+"""The plan of a sweep: its points put in buckets of one static configuration each, every bucket split into call
+groups of points vmapped together (no JAX computation).
+
+Points whose static :class:`~jaxcollapse.Config` agree up to sizes are put in one *bucket*: their
+:class:`~jaxcollapse.Params` are stacked and the engine is ``vmap``-ed over them (chains inside), so a sweep over
+sample sizes compiles once per bucket, not once per value. Sizes that fix shapes (token buffers, slot lists,
+pools, the vocabulary) are padded up to the bucket's capacity while the true sizes stay traced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..errors import ConfigError
+from .spec import Spec, _brief, resolve
+
+#: Largest number of chains (points x chains per point) in one compiled call, by platform (on a CPU, as
+#: simulate.MAX_CHUNK: larger batches fall out of cache).
+MAX_BATCH = {"cpu": 1024}
+MAX_BATCH_ACCELERATOR = 1 << 17
+#: Cost of one more compilation, in work units (``SIZE_WEIGHT x size + contexts x vocab`` per chain-generation):
+#: on a 2-core CPU a compilation took about as long as 2e9 such units of simulation.
+COMPILE_UNITS = 2e9
+#: Weight of a padded sample size against a table cell in the work of one chain-generation (the resample
+#: kernel's metrics take about a dozen passes over the samples, one over the table).
+SIZE_WEIGHT = 12
+#: Slot lists up to this size use the 32-bit parent picker of the resample kernel: never pad across it.
+PICK_BITS_LIMIT = 1 << 16
+
+# ------------------------------------------------------------------------------------------------
+# the plan: buckets of points with one static configuration each
+
+
+@dataclasses.dataclass
+class Bucket:
+    """Points run by one compiled function.
+
+    Attributes:
+      config: the padded static configuration.  points: indices into the sweep's points.
+      chunk: chains per call and point.  group: points per call.  tasks: lists of point indices, one per call
+        group (the last padded by repeating its last point).  bytes_per_call: estimated device bytes of one call.
+      work: padded size units per chain-generation (for the time estimate).
+    """
+
+    config: object
+    points: list
+    chunk: int
+    group: int
+    tasks: list
+    bytes_per_call: int
+    work: float
+
+
+@dataclasses.dataclass
+class Plan:
+    spec: Spec
+    points: list
+    configs: list          # the unpadded (config, params) of each point
+    buckets: list
+    platform: str
+
+    @property
+    def compilations(self) -> int:
+        return len(self.buckets)
+
+    def tasks(self):
+        """Every call group in plan order: ``(task index, bucket, point indices)``."""
+        t = 0
+        for b in self.buckets:
+            for task in b.tasks:
+                yield t, b, task
+                t += 1
+
+
+def _size_of(config) -> int:
+    return max(config.slots, config.draws, config.capacity, config.pool_capacity, 1)
+
+
+def _static_key(config):
+    """What must agree for two points to share a compilation (sizes padded, vocab within a power of two)."""
+    vclass = config.vocab if config.smoothing else 1 << max(0, math.ceil(math.log2(max(config.vocab, 1))))
+    pool = config.pool_capacity if config.contexts > 1 else 0
+    side = config.slots <= PICK_BITS_LIMIT if config.sampler == "resample" else None
+    return (config._replace(capacity=0, slots=0, draws=0, vocab=vclass, pool_capacity=pool), side)
+
+
+def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float = 0.0) -> list:
+    """Split sorted ``sizes`` into at most ``most`` contiguous groups minimising the padded work
+    ``per_point * sum(len(group) * max(group)) + compile_units * groups``."""
+    k = len(sizes)
+    best = {}
+    inf = float("inf")
+    cost = [[0.0] * (k + 1) for _ in range(most + 1)]
+    cut = [[0] * (k + 1) for _ in range(most + 1)]
+    for j in range(1, k + 1):
+        cost[0][j] = inf
+    for b in range(1, most + 1):
+        for j in range(1, k + 1):
+            cost[b][j], cut[b][j] = inf, 0
+            for i in range(b - 1, j):
+                c = cost[b - 1][i] + (j - i) * sizes[j - 1] * per_point + compile_units
+                if c < cost[b][j]:
+                    cost[b][j], cut[b][j] = c, i
+        best[b] = cost[b][k]
+    top = min(best.values())
+    b = min(n for n, c in best.items() if c <= top)
+    bounds, j = [], k
+    while b > 0:
+        i = cut[b][j]
+        bounds.append((i, j))
+        j, b = i, b - 1
+    return sorted(bounds)
+
+
+def make_plan(spec: Spec, points: list | None = None, platform: str | None = None) -> Plan:
+    """Resolve the points, build their configurations and bucket them (no JAX computation)."""
+    import warnings
+
+    import jax
+
+    from ..core import count as kernel
+    from ..engine.simulate import bytes_per_chain, chunk_for
+
+    points = resolve(spec) if points is None else points
+    platform = platform or jax.local_devices()[0].platform
+    configs = []
+    with jax.enable_x64(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p in points:
+            try:
+                configs.append(kernel.build(p.initial, p.regime, generations=spec.generations, decoding=p.decoding,
+                                            smoothing=p.smoothing, sampler=p.sampler))
+            except ConfigError as e:
+                raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
+    groups = {}
+    for p, (config, _) in zip(points, configs):
+        groups.setdefault(_static_key(config), []).append(p.index)
+    buckets = []
+    cap_batch = MAX_BATCH.get(platform, MAX_BATCH_ACCELERATOR)
+    for key, members in groups.items():
+        members = sorted(members, key=lambda i: (_size_of(configs[i][0]), i))
+        sizes = [_size_of(configs[i][0]) for i in members]
+        cells = key[0].contexts * key[0].vocab
+        for lo, hi in _split([SIZE_WEIGHT * s + cells for s in sizes], spec.buckets, spec.chains * spec.generations,
+                             COMPILE_UNITS):
+            idx = sorted(members[lo:hi])
+            cfgs = [configs[i][0] for i in idx]
+            padded = key[0]._replace(
+                vocab=max(c.vocab for c in cfgs), capacity=max(c.capacity for c in cfgs),
+                slots=max(c.slots for c in cfgs), draws=max(c.draws for c in cfgs),
+                pool_capacity=max(c.pool_capacity for c in cfgs))
+            chunk = chunk_for(padded, spec.chains, spec.memory, platform)
+            per = bytes_per_chain(padded)
+            group = spec.points_per_call or max(1, min(cap_batch // chunk, spec.memory // (per * chunk)))
+            group = min(group, len(idx))
+            tasks = [idx[i:i + group] for i in range(0, len(idx), group)]
+            work = float(SIZE_WEIGHT * _size_of(padded) + padded.contexts * padded.vocab)
+            buckets.append(Bucket(padded, idx, chunk, group, tasks, per * chunk * group, work))
+    return Plan(spec, points, configs, buckets, platform)
+
+
+def describe_plan(plan: Plan) -> str:
+    """A few lines: points, buckets with their padded sizes, calls and memory."""
+    spec = plan.spec
+    lines = [f"sweep: {len(plan.points)} points x {spec.chains} chains x {spec.generations} generations, seed "
+             f"{spec.seed}; {len(plan.buckets)} bucket{'s' if len(plan.buckets) != 1 else ''} = "
+             f"{plan.compilations} compilation{'s' if plan.compilations != 1 else ''}"]
+    for i, b in enumerate(plan.buckets):
+        c = b.config
+        size = {"resample": f"slots {c.slots}, draws {c.draws}", "tokens": f"token buffer {c.capacity}",
+                "binomial": "binomial tree"}[c.sampler]
+        lines.append(f"  bucket {i}: {c.kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
+                     f"{len(b.points)} points in {len(b.tasks)} call group{'s' if len(b.tasks) != 1 else ''} of "
+                     f"{b.group} points x {b.chunk} chains ({b.bytes_per_call / 2**20:.0f} MiB per call)")
+    return "\n".join(lines)
