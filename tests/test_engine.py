@@ -183,6 +183,28 @@ def test_public_step_reproduces_simulate():
     assert np.allclose(np.array(trace), r.traces["collision"][2], rtol=1e-13, atol=0)
 
 
+def test_public_step_under_vmap_runs_one_generation_kind():
+    """Under vmap over chains in lockstep, the public step runs generation 1 or a later generation, not both:
+    its jaxpr keeps a lax.cond on one predicate for the whole batch; and the batched step equals the
+    unbatched one chain by chain, at generation 0 (first fit) and after it."""
+    regime, g = jc.partially_synthetic(9, 6), 4
+    with jax.enable_x64(True):
+        config, params = jc.build(P, regime, generations=g, sampler="tokens")
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(3), i))(jnp.arange(5))
+        states = jax.vmap(lambda k: jc.init(k, params, config))(keys)
+        batched = jax.vmap(lambda k, s: jc.step(k, s, params, config))
+        jaxpr = jax.make_jaxpr(batched)(keys, states)
+        assert "cond[" in str(jaxpr)
+        for m in (1, 2):
+            ks = jax.vmap(lambda k: jax.random.fold_in(k, m))(keys)
+            new, info = jax.jit(batched)(ks, states)
+            for i in range(5):
+                one, one_info = jc.step(ks[i], jax.tree.map(lambda x: x[i], states), params, config)
+                assert np.array_equal(np.asarray(new.model[i]), np.asarray(one.model))
+                assert int(new.generation[i]) == m
+            states = new
+
+
 def test_metrics_at_generation_zero_and_after_loss():
     r = jc.simulate(1, P, jc.fully_synthetic(3), chains=200, generations=5)
     t = r.traces

@@ -10,6 +10,7 @@ from scipy import stats
 
 from jaxcollapse import cli
 from jaxcollapse import reproduce, theory, uniform
+from jaxcollapse.studies import history
 
 FAIL_PROB = 1e-3
 
@@ -27,11 +28,11 @@ def small(monkeypatch):
     monkeypatch.setattr(reproduce, "FIG2_NS", (10,))
     monkeypatch.setattr(reproduce, "FIG3_NS", (10,))
     monkeypatch.setattr(reproduce, "FIG4_EXPONENTS", (1.1,))
-    monkeypatch.setattr(reproduce, "FIG6_WINDOWS", (1,))
-    monkeypatch.setattr(reproduce, "FIG6_RANDOM_HISTORY", False)
+    monkeypatch.setattr(history, "FIG6_WINDOWS", (1,))
+    monkeypatch.setattr(history, "FIG6_RANDOM_HISTORY", False)
     monkeypatch.setattr(reproduce, "FIG2_DISTRIBUTIONS", lambda: {"uniform on 10": uniform(10)})
-    monkeypatch.setattr(reproduce, "REGIMES_SERIES", ("accumulate",))
-    monkeypatch.setattr(reproduce, "DECODING_SERIES", ("top-k 5",))
+    monkeypatch.setattr(history, "REGIMES_SERIES", ("accumulate",))
+    monkeypatch.setattr(history, "DECODING_SERIES", ("top-k 5",))
 
 
 # fig1 and fig3 write their files in the statistical tests below
@@ -78,7 +79,7 @@ def test_fig3_agrees_with_exact_theory(monkeypatch, tmp_path):
     assert json.loads((tmp_path / "fig3.json").read_text()) == json.loads(json.dumps(head))
     rows = _rows(tmp_path / "fig3.csv")
     assert {r["kind"] for r in rows} == {"simulated", "exact", "printed", "cauchy_schwarz", "recursion_bound"}
-    p = np.asarray(reproduce._zipf52().probs[0])
+    p = np.asarray(reproduce.zipf52().probs[0])
     for quantity, exact in (("collision", theory.theorem2_collision(p, 100, 50, 50)),
                             ("sq_deviation_from_first", theory.partial_sq_deviation_from_first(p, 100, 50, 50))):
         sim = [r for r in rows if r["quantity"] == quantity and r["kind"] == "simulated" and r["z"]]

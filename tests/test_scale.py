@@ -17,7 +17,7 @@ from jaxcollapse import kernel, metrics, resample
 from jaxcollapse.bench.reference import metrics_dict as reference_metrics  # the 8 metrics in plain NumPy
 
 simulate_module = importlib.import_module("jaxcollapse.engine.simulate")
-from jaxcollapse.core.interface import kernel_for  # noqa: E402
+from jaxcollapse.core.kernels import kernel_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -114,17 +114,17 @@ def _check_trained(settings: RunSettings) -> None:
 
 def _trained_launcher(settings: RunSettings):
     """A stand-in for :func:`jaxcollapse.simulate` with its signature that runs the trained study of the resolved
-    settings (the engine-only arguments: decoding, smoothing, sampler, memory, devices, are unused)."""
-    from ..core.trained import simulate_trained
+    settings (the count kernel's arguments: decoding, smoothing, sampler, memory, are unused)."""
+    from ..engine.simulate import simulate_trained
 
     res = settings.resolved
 
     def run(seed, initial, regime, *, chains, generations, per_context=False, keep_final=None, progress=None,
-            chunk_size=None, **engine_only):
+            chunk_size=None, devices=None, **count_only):
         return simulate_trained(seed, settings.corpus if settings.corpus is not None else initial, regime,
                                 chains=chains, generations=generations, estimator=res["estimator"],
                                 training=training(res), chunk_size=chunk_size, per_context=per_context,
-                                keep_final=keep_final, progress=progress)
+                                keep_final=keep_final, progress=progress, devices=devices)
 
     return run
 

@@ -17,7 +17,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from . import metrics as _metrics
 from . import samplers
@@ -260,13 +259,8 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
 
 
 def _track_collapse(state: State, params: Params) -> State:
-    dirac = jnp.max(state.model, axis=1) == 1.0
-    new = dirac & (state.collapse_time < 0)
-    whole = jnp.all(dirac | (params.weights <= 0)) & (state.chain_collapse < 0)
-    return state._replace(
-        collapse_time=jnp.where(new, state.generation, state.collapse_time),
-        collapse_token=jnp.where(new, jnp.argmax(state.model, axis=1).astype(jnp.int32), state.collapse_token),
-        chain_collapse=jnp.where(whole, state.generation, state.chain_collapse))
+    return _metrics.record_collapse(state, jnp.max(state.model, axis=1) == 1.0,
+                                    jnp.argmax(state.model, axis=1).astype(jnp.int32), params.weights)
 
 
 def first_step(key: jax.Array, state: State, params: Params, config: Config) -> State:

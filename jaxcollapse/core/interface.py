@@ -14,7 +14,7 @@ Every kernel's state is a NamedTuple with at least these fields, read by the dri
 
 Kernels: the count kernel (:mod:`jaxcollapse.core.count`), the resampling kernel
 (:mod:`jaxcollapse.core.resample`) and the trained estimators with the autoregressive regime
-(:mod:`jaxcollapse.core.trained`). :func:`kernel_for` picks the kernel of a config.
+(:mod:`jaxcollapse.core.trained`). :func:`jaxcollapse.core.kernels.kernel_for` picks the kernel of a config.
 """
 
 from __future__ import annotations
@@ -45,13 +45,3 @@ class Kernel(NamedTuple):
     model: Callable[..., Any]
     freezes: Callable[[Any], bool]
 
-
-def kernel_for(config) -> Kernel:
-    """The kernel that runs a study of static configuration ``config`` (from ``build``)."""
-    from . import count, resample, trained
-
-    if isinstance(config, trained.Config):
-        return trained.KERNEL
-    if isinstance(config, count.Config):
-        return resample.KERNEL if config.sampler == "resample" else count.KERNEL
-    raise TypeError(f"no kernel for a configuration of type {type(config).__name__}")

@@ -70,3 +70,18 @@ def weighted(values: dict, weights: jnp.ndarray) -> dict:
     for name, v in values.items():
         out[name] = jnp.sum(jnp.where(weights > 0, weights * v, 0.0))
     return out
+
+
+def record_collapse(state, dirac, token, weights):
+    """``state`` with its collapse records updated at generation ``state.generation``.
+
+    ``dirac``: ``(C,)`` bool, which contexts are a Dirac mass now; ``token``: ``(C,)`` int32, the token each such
+    context sits on; ``weights``: ``(C,)`` context weights (a context of weight 0 does not hold the chain back).
+    A context's first Dirac generation and token are kept (``-1`` until then), and the chain's first generation
+    at which every weighted context is a Dirac mass."""
+    new = dirac & (state.collapse_time < 0)
+    whole = jnp.all(dirac | (weights <= 0)) & (state.chain_collapse < 0)
+    return state._replace(
+        collapse_time=jnp.where(new, state.generation, state.collapse_time),
+        collapse_token=jnp.where(new, token, state.collapse_token),
+        chain_collapse=jnp.where(whole, state.generation, state.chain_collapse))

@@ -25,6 +25,7 @@ from . import count, samplers
 from .count import Config, Params
 from .interface import Kernel
 from .metrics import per_context as per_context_table
+from .metrics import record_collapse
 from .metrics import weighted
 
 
@@ -162,12 +163,7 @@ def _advance(state, tokens, params, config):
         dirac = ~jnp.any(other)[None]
     else:
         dirac = jnp.zeros(config.contexts, jnp.int32).at[row].add(other.astype(jnp.int32)) == 0
-    newly = dirac & (state.collapse_time < 0)
-    whole = jnp.all(dirac | (params.weights <= 0)) & (state.chain_collapse < 0)
-    return new._replace(
-        collapse_time=jnp.where(newly, m, state.collapse_time),
-        collapse_token=jnp.where(newly, head, state.collapse_token),
-        chain_collapse=jnp.where(whole, m, state.chain_collapse))
+    return record_collapse(new, dirac, head, params.weights)
 
 
 #: Largest training list whose per-slot counts and first-model counts are packed into one int32 (16 bits each).

@@ -34,10 +34,8 @@ Chains are ``vmap``-ed, training steps and generations are ``lax.scan``-ned; cha
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import time
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -414,13 +412,8 @@ def _alive(probs, params):
 
 
 def _track(state: State, params: Params) -> State:
-    dirac = jnp.sum(_alive(state.probs, params), axis=1) == 1
-    new = dirac & (state.collapse_time < 0)
-    whole = jnp.all(dirac | (params.weights <= 0)) & (state.chain_collapse < 0)
-    return state._replace(
-        collapse_time=jnp.where(new, state.generation, state.collapse_time),
-        collapse_token=jnp.where(new, jnp.argmax(state.probs, axis=1).astype(jnp.int32), state.collapse_token),
-        chain_collapse=jnp.where(whole, state.generation, state.chain_collapse))
+    return _metrics.record_collapse(state, jnp.sum(_alive(state.probs, params), axis=1) == 1,
+                                    jnp.argmax(state.probs, axis=1).astype(jnp.int32), params.weights)
 
 
 def measure(state: State, params: Params, per_context: bool = False) -> dict:

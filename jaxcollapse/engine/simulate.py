@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core import count as kernel
 from ..core.initial import as_initial
-from ..core.interface import kernel_for
+from ..core.kernels import kernel_for
 from ..core.regimes import Decoding, Regime
 from ..errors import ConfigError, check_int
 from . import driver
@@ -117,6 +117,13 @@ def resolve_devices(devices=None) -> list:
     return devices
 
 
+def _build(initial, regime, generations, decoding, smoothing, sampler, devices):
+    """A count-kernel study's ``(config, params)`` and its devices, validated (inside ``enable_x64``)."""
+    config, params = kernel.build(as_initial(initial), regime, generations=generations, decoding=decoding,
+                                  smoothing=smoothing, sampler=sampler)
+    return config, params, resolve_devices(devices)
+
+
 def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
              decoding: Decoding | None = None, smoothing: float = 0.0, sampler: str = "auto",
              chunk_size: int | None = None, memory: int = DEFAULT_MEMORY, per_context: bool = False,
@@ -152,11 +159,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
     """
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
-    initial = as_initial(initial)
     with jax.enable_x64(True):
-        config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
-                                      smoothing=smoothing, sampler=sampler)
-        devices = resolve_devices(devices)
+        config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler, devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
                  else chunk_for(config, chains, memory, devices[0].platform))
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
@@ -298,11 +302,8 @@ def trajectories(key, initial, regime: Regime, *, chains: int, generations: int,
     """Every model ``(chains, generations + 1, contexts, vocab)`` float64 of the first ``chains`` chains of the
     study that :func:`simulate` runs with the same arguments (the same keys, so the same trajectories)."""
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
-    initial = as_initial(initial)
     with jax.enable_x64(True):
-        config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
-                                      smoothing=smoothing, sampler=sampler)
-        devices = resolve_devices(devices)
+        config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler, devices)
         sink = _Models(chains, chains, int(generations) + 1, config.contexts, config.vocab)
         job = driver.Job(kernel_for(config), config, models=True)
         driver.run(job, as_key(key), jax.tree.map(jnp.asarray, params), np.arange(chains), chunk=chains,

@@ -18,9 +18,6 @@ or collapse time (the law of every reported quantity is identical); it makes the
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import pathlib
 import time
@@ -28,195 +25,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..stats import analysis
-
-from ..stats import theory
-
-#: Chains per experiment where the paper used 100 runs.
-CHAINS = 10_000
-
-COLUMNS = ("figure", "series", "x_name", "x", "quantity", "kind", "value", "ci_low", "ci_high", "se",
-           "chains", "z")
-
-
-# ------------------------------------------------------------------------------------------------
-# helpers
-
-
-def _scaled(base: int, scale: float, low: int) -> int:
-    return max(low, int(round(base * scale)))
-
-
-def check_scale(scale) -> float:
-    """``scale`` as a float in (0, 100] (ConfigError naming it otherwise)."""
-    from ..errors import check_float
-
-    return check_float("scale", scale, low=0.0, high=100.0, low_open=True)
-
-
-class _Table:
-    """Rows of a figure's tidy CSV."""
-
-    def __init__(self, figure: str):
-        self.figure = figure
-        self.rows: list[dict] = []
-
-    def add(self, series, x_name, xs, quantity, kind, values, ci_low=None, ci_high=None, se=None,
-            chains=None, z=None):
-        xs = np.asarray(xs)
-        values = np.broadcast_to(np.asarray(values, dtype=np.float64), xs.shape)
-
-        def col(a):
-            return None if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), xs.shape)
-
-        lo, hi, s, zz = col(ci_low), col(ci_high), col(se), col(z)
-        for i, x in enumerate(xs.tolist()):
-            self.rows.append({
-                "figure": self.figure, "series": series, "x_name": x_name, "x": x, "quantity": quantity,
-                "kind": kind, "value": values[i], "ci_low": None if lo is None else lo[i],
-                "ci_high": None if hi is None else hi[i], "se": None if s is None else s[i],
-                "chains": "" if chains is None else int(chains), "z": None if zz is None else zz[i]})
-
-    def mean(self, series, x_name, xs, quantity, samples, exact=None):
-        """Simulated mean of ``samples`` ``(chains, len(xs))`` with its 95% t-interval; ``z`` against ``exact``."""
-        res = analysis.mean_ci(samples, axis=0)
-        se = np.asarray(res.sd) / math.sqrt(res.n)
-        z = None
-        if exact is not None:
-            z = _compare(samples, exact).z
-        self.add(series, x_name, xs, quantity, "simulated", res.mean, res.ci_low, res.ci_high, se, res.n, z)
-        return res
-
-    def proportion(self, series, x_name, xs, quantity, successes, trials, exact=None):
-        """A proportion with its Wilson interval; ``z`` from the exact value's binomial standard error."""
-        successes = np.asarray(successes, dtype=np.float64)
-        ci = analysis.wilson_ci(successes, trials)
-        p = successes / trials
-        z = None
-        if exact is not None:
-            ex = np.asarray(exact, dtype=np.float64)
-            sd = np.sqrt(ex * (1 - ex) / trials)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.where(sd > 0, (p - ex) / sd, np.where(p == ex, 0.0, np.inf))
-        self.add(series, x_name, xs, quantity, "simulated", p, ci.low, ci.high, np.sqrt(p * (1 - p) / trials),
-                 trials, z)
-
-    def csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in self.rows:
-            w.writerow({k: _fmt(v) for k, v in r.items()})
-        return buf.getvalue()
-
-
-def _fmt(v):
-    if v is None:
-        return ""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-    return v
-
-
-def _compare(samples, exact):
-    """``analysis.compare_to_theory`` over the generations where the chains vary: a column whose values are
-    all equal up to rounding (generation 0, the truth itself) is deterministic and gets ``z`` = NaN."""
-    samples = np.asarray(samples, dtype=np.float64)
-    exact = np.asarray(exact, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        spread = np.nanmax(samples, axis=0) - np.nanmin(samples, axis=0)
-    varies = ~(spread <= 1e-12 * np.maximum(1.0, np.abs(exact)))
-    if not varies.any():
-        return analysis.compare_to_theory(samples, exact)
-    cmp = analysis.compare_to_theory(samples[:, varies], exact[varies])
-    z = np.full(exact.shape, np.nan)
-    z[varies] = cmp.z
-    mean, se = np.asarray(analysis.mean_ci(samples, axis=0).mean), np.zeros(exact.shape)
-    se[varies] = cmp.se
-    return cmp._replace(z=z, mean=mean, se=se)
-
-
-def _test(comparison) -> dict:
-    """The summary of an ``analysis.compare_to_theory`` result for the JSON."""
-    z = np.asarray(comparison.z, dtype=np.float64)
-    return {"max_abs_z": _num(comparison.max_abs_z), "p_value_bonferroni": _num(comparison.p_value_max),
-            "chi2": _num(comparison.chi2), "dof": int(comparison.dof), "p_value_chi2": _num(comparison.p_value),
-            "z": [_num(v) for v in z]}
-
-
-def _num(v):
-    v = float(v)
-    if math.isnan(v):
-        return None
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return round(v, 6) if abs(v) >= 1e-3 else float(f"{v:.6g}")
-
-
-def _write(out: pathlib.Path, name: str, fig, table: _Table, headline: dict, pdf: bool = False) -> dict:
-    from ..io.rundir import atomic_file, write_text
-
-    out.mkdir(parents=True, exist_ok=True)
-    for fmt in ("png", "pdf") if pdf else ("png",):
-        with atomic_file(str(out / f"{name}.{fmt}")) as f:
-            fig.savefig(f, format=fmt, dpi=100, bbox_inches="tight")
-    write_text(str(out / f"{name}.csv"), table.csv())
-    write_text(str(out / f"{name}.json"), json.dumps(headline, indent=2, allow_nan=False) + "\n")
-    return headline
-
-
-def _figure(ncols: int, title: str, width: float = 5.0, height: float = 3.8):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    fig.suptitle(title, fontsize=10)
-    return fig, axes
-
-
-def _band(ax, x, res, color, label):
-    ax.plot(x, res.mean, color=color, lw=1.2, label=label)
-    ax.fill_between(x, res.ci_low, res.ci_high, color=color, alpha=0.3, lw=0)
-
-
-def _say(progress, msg: str) -> None:
-    if progress is not None:
-        progress(msg)
-
-
-def _simulate(key, initial, regime, progress, label, **kw):
-    from ..engine.simulate import simulate
-
-    t0 = time.perf_counter()
-    res = simulate(key, initial, regime, **kw)
-    _say(progress, f"{label}: {kw['chains']:,} chains x {kw['generations']} generations in "
-                   f"{time.perf_counter() - t0:.1f} s")
-    return res
-
-
-def _key(seed: int, figure: int, series: int):
-    """A key per (figure, series): independent streams for the runs of one reproduction."""
-    import jax
-
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), figure), series)
-
-
-def _zipf52():
-    from ..core.initial import zipf
-
-    return zipf(52, 1.1)
-
-
-def _p(initial) -> np.ndarray:
-    return np.asarray(initial.probs[0], dtype=np.float64)
-
-
-def _settings(scale, seed, chains, generations, **extra) -> dict:
-    return {"scale": scale, "seed": seed, "chains": chains, "generations": generations, **extra}
+from ..stats import analysis, theory
+from .figures import (CHAINS, COLUMNS, Table, band, check_scale, compare, new_figure, num,  # noqa: F401
+                      p_of, run_study, say, scaled, series_key, settings_of, test, write, zipf52)
+from .history import decoding, fig6, regimes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,12 +52,12 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     from ..core.regimes import fully_synthetic
 
     scale = check_scale(scale)
-    chains = chains or _scaled(CHAINS, scale, 20)
-    g = _scaled(FIG1_GENERATIONS, min(scale, 1.0), 10) if scale < 1 else FIG1_GENERATIONS
+    chains = chains or scaled(CHAINS, scale, 20)
+    g = scaled(FIG1_GENERATIONS, min(scale, 1.0), 10) if scale < 1 else FIG1_GENERATIONS
     truth = dirichlet(0, FIG1_VOCAB, 1.0, FIG1_CONTEXTS)
     sizes = split_sizes(FIG1_N, np.asarray(truth.weights))
     regime = fully_synthetic(sizes)
-    res = _simulate(_key(seed, 1, 0), truth, regime, progress, "fig1", chains=chains, generations=g,
+    res = run_study(series_key(seed, 1, 0), truth, regime, progress, "fig1", chains=chains, generations=g,
                     keep_final=False, sampler="resample")
     probs = np.asarray(truth.probs)
     weights = np.asarray(truth.weights)
@@ -257,7 +69,7 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     gens = np.arange(g + 1)
     ct = res.context_collapse_time                                           # (chains, contexts), -1: censored
     share = np.stack([((ct >= 0) & (ct <= m)).mean(axis=1) for m in gens], axis=1)
-    table = _Table("fig1")
+    table = Table("fig1")
     r_share = table.mean("all contexts", "generation", gens, "share_collapsed", share, exact_share)
     table.add("all contexts", "generation", gens, "share_collapsed", "exact", exact_share)
     coll = res.traces["collision"]
@@ -266,30 +78,30 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     # one chain's contexts at a few generations (chain 0 of its own key)
     from ..engine.simulate import trajectories
 
-    models = trajectories(_key(seed, 1, 1), truth, regime, chains=1, generations=max(FIG1_SNAPSHOTS),
+    models = trajectories(series_key(seed, 1, 1), truth, regime, chains=1, generations=max(FIG1_SNAPSHOTS),
                           sampler="tokens")[0]
     snaps = {m: models[m] for m in FIG1_SNAPSHOTS}
     for m, mat in snaps.items():
         for c in range(FIG1_CONTEXTS):
             for tok in range(FIG1_VOCAB):
                 table.add(f"chain 0, context {c}", "generation", [m], f"p[{tok}]", "simulated", mat[c, tok])
-    cmp_share = _compare(share, exact_share)
-    cmp_coll = _compare(coll, exact_coll)
+    cmp_share = compare(share, exact_share)
+    cmp_coll = compare(coll, exact_coll)
     at = {m: int(m) for m in (10, 20, 40) if m <= g}
     headline = {
         "figure": "fig1", "claim": "fully synthetic: the 81 context distributions drift to the simplex vertices "
         "by generations 10-40",
-        "settings": _settings(scale, seed, chains, g, vocab=FIG1_VOCAB, contexts=FIG1_CONTEXTS, n_total=FIG1_N,
+        "settings": settings_of(scale, seed, chains, g, vocab=FIG1_VOCAB, contexts=FIG1_CONTEXTS, n_total=FIG1_N,
                               n_per_context=[int(sizes.min()), int(sizes.max())],
                               truth="Dirichlet(1) per context, NumPy seed 0, equal context weights (chosen: the "
                               "paper does not state its truth)"),
-        "share_collapsed": {str(m): {"simulated": _num(r_share.mean[m]), "ci": [_num(r_share.ci_low[m]),
-                            _num(r_share.ci_high[m])], "exact": _num(exact_share[m])} for m in at},
-        "collision": {str(m): {"simulated": _num(r_coll.mean[m]), "exact": _num(exact_coll[m])} for m in at},
-        "test_share_collapsed": _test(cmp_share), "test_collision": _test(cmp_coll),
+        "share_collapsed": {str(m): {"simulated": num(r_share.mean[m]), "ci": [num(r_share.ci_low[m]),
+                            num(r_share.ci_high[m])], "exact": num(exact_share[m])} for m in at},
+        "collision": {str(m): {"simulated": num(r_coll.mean[m]), "exact": num(exact_coll[m])} for m in at},
+        "test_share_collapsed": test(cmp_share), "test_collision": test(cmp_coll),
         "wall_time_s": round(res.wall_time, 2),
     }
-    fig, axes = _figure(3, f"Figure 1 · fully synthetic · 81 contexts × 3 tokens · n = {FIG1_N} in total · "
+    fig, axes = new_figure(3, f"Figure 1 · fully synthetic · 81 contexts × 3 tokens · n = {FIG1_N} in total · "
                         f"{chains:,} chains")
     from ..io.plots import barycentric
 
@@ -303,15 +115,15 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     ax.axis("off")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title("one chain's 81 contexts", fontsize=9)
-    _band(axes[1], gens, r_share, "C0", "simulated (95% CI)")
+    band(axes[1], gens, r_share, "C0", "simulated (95% CI)")
     axes[1].plot(gens, exact_share, "k--", lw=1, label="exact (Wright–Fisher)")
     axes[1].set(xlabel="generation", ylabel="share of contexts collapsed")
-    _band(axes[2], gens, r_coll, "C1", "simulated (95% CI)")
+    band(axes[2], gens, r_coll, "C1", "simulated (95% CI)")
     axes[2].plot(gens, exact_coll, "k--", lw=1, label="exact (Theorem 1)")
     axes[2].set(xlabel="generation", ylabel="Σ p² (context average)")
     for a in axes[1:]:
         a.legend(fontsize=7)
-    return _write(out, "fig1", fig, table, headline, pdf)
+    return write(out, "fig1", fig, table, headline, pdf)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -338,12 +150,12 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
     enough for the tail of ``T`` would cost several ``E[T]`` per chain; this costs about ``1.7 E[T]``."""
     from ..core.regimes import fully_synthetic
 
-    p = _p(initial)
+    p = p_of(initial)
     g = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
     t = np.full(chains, -1, np.int64)
     ids = np.arange(chains)
     while ids.size:
-        res = _simulate(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
+        res = run_study(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
                         keep_traces=False, keep_final=False, sampler="resample", chain_ids=ids)
         t[ids] = res.collapse_time
         ids = ids[res.collapse_time < 0]
@@ -368,22 +180,22 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     (:func:`collapse_times`), so no time is censored. With ``scale < 1`` only the ``n`` up to
     ``max(50, 400 · scale)`` are run."""
     scale = check_scale(scale)
-    chains = chains or _scaled(CHAINS, scale, 20)
+    chains = chains or scaled(CHAINS, scale, 20)
     ns = [n for n in FIG2_NS if n <= max(50, 400 * scale)]
     dists = FIG2_DISTRIBUTIONS()
-    table = _Table("fig2")
+    table = Table("fig2")
     headline = {"figure": "fig2", "claim": "fully synthetic: the mean collapse time grows about linearly in n, "
                 "faster collapse for larger S_0; Theorem 1 lower-bounds it",
-                "settings": _settings(scale, seed, chains, None, ns=ns, distributions=list(dists)),
+                "settings": settings_of(scale, seed, chains, None, ns=ns, distributions=list(dists)),
                 "distributions": {}}
-    fig, axes = _figure(2, f"Figure 2 · fully synthetic · collapse time · {chains:,} chains per point")
+    fig, axes = new_figure(2, f"Figure 2 · fully synthetic · collapse time · {chains:,} chains per point")
     t0 = time.perf_counter()
     cdf_times = None
     for d, (name, init) in enumerate(dists.items()):
-        p = _p(init)
+        p = p_of(init)
         samples = np.empty((chains, len(ns)))
         for j, n in enumerate(ns):
-            samples[:, j] = collapse_times(_key(seed, 2, 100 * d + j), init, n, chains, progress,
+            samples[:, j] = collapse_times(series_key(seed, 2, 100 * d + j), init, n, chains, progress,
                                            f"fig2: {name}, n={n}")
             if d == 0 and n == FIG2_CDF_N:                      # the first truth's P(T <= m) panel
                 cdf_times = samples[:, j].copy()
@@ -395,19 +207,19 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         table.add(name, "n", ns, "collapse_time", "littler", littler)
         table.add(name, "n", ns, "collapse_time", "bound_lower", bounds[:, 0])
         table.add(name, "n", ns, "collapse_time", "bound_upper", bounds[:, 1])
-        cmp = _compare(samples, exact)
+        cmp = compare(samples, exact)
         headline["distributions"][name] = {
-            "S0": _num(theory.collision(p)), "support": int(np.count_nonzero(p)),
-            "mean_T": {str(n): _num(res.mean[j]) for j, n in enumerate(ns)},
-            "mean_T_ci": {str(n): [_num(res.ci_low[j]), _num(res.ci_high[j])] for j, n in enumerate(ns)},
-            "exact_E_T": {str(n): _num(v) for n, v in zip(ns, exact)},
-            "littler": {str(n): _num(v) for n, v in zip(ns, littler)},
-            "theorem1_lower": {str(n): _num(v) for n, v in zip(ns, bounds[:, 0])},
-            "theorem1_upper": {str(n): _num(v) for n, v in zip(ns, bounds[:, 1])},
-            "ratio_mean_T_to_lower": {str(n): _num(res.mean[j] / bounds[j, 0]) for j, n in enumerate(ns)},
-            "ratio_upper_to_mean_T": {str(n): _num(bounds[j, 1] / res.mean[j]) for j, n in enumerate(ns)},
-            "mean_T_per_n": {str(n): _num(res.mean[j] / n) for j, n in enumerate(ns)},
-            "test_exact_E_T": _test(cmp),
+            "S0": num(theory.collision(p)), "support": int(np.count_nonzero(p)),
+            "mean_T": {str(n): num(res.mean[j]) for j, n in enumerate(ns)},
+            "mean_T_ci": {str(n): [num(res.ci_low[j]), num(res.ci_high[j])] for j, n in enumerate(ns)},
+            "exact_E_T": {str(n): num(v) for n, v in zip(ns, exact)},
+            "littler": {str(n): num(v) for n, v in zip(ns, littler)},
+            "theorem1_lower": {str(n): num(v) for n, v in zip(ns, bounds[:, 0])},
+            "theorem1_upper": {str(n): num(v) for n, v in zip(ns, bounds[:, 1])},
+            "ratio_mean_T_to_lower": {str(n): num(res.mean[j] / bounds[j, 0]) for j, n in enumerate(ns)},
+            "ratio_upper_to_mean_T": {str(n): num(bounds[j, 1] / res.mean[j]) for j, n in enumerate(ns)},
+            "mean_T_per_n": {str(n): num(res.mean[j] / n) for j, n in enumerate(ns)},
+            "test_exact_E_T": test(cmp),
         }
         ax = axes[0]
         color = f"C{d}"
@@ -425,7 +237,7 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     if cdf_times is not None:
         first = next(iter(dists))
         label = f"{first}, n={FIG2_CDF_N}"
-        p = _p(dists[first])
+        p = p_of(dists[first])
         gmax = int(np.max(cdf_times))
         grid = np.unique(np.linspace(0, gmax, 61).astype(int))
         exact_cdf = theory.collapsed_probability(p, FIG2_CDF_N, gmax)[grid]
@@ -448,9 +260,9 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         sd = np.sqrt(exact_cdf * (1 - exact_cdf) / chains)
         with np.errstate(divide="ignore", invalid="ignore"):
             zs = np.where(sd > 0, (hits / chains - exact_cdf) / sd, 0.0)
-        headline["P_collapsed_n100_max_abs_z"] = _num(np.max(np.abs(zs)))
+        headline["P_collapsed_n100_max_abs_z"] = num(np.max(np.abs(zs)))
     headline["wall_time_s"] = round(time.perf_counter() - t0, 2)
-    return _write(out, "fig2", fig, table, headline, pdf)
+    return write(out, "fig2", fig, table, headline, pdf)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,8 +276,8 @@ def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
     """Simulate one partially synthetic series and add its rows; returns (summaries, headline dict)."""
     from ..core.regimes import partially_synthetic
 
-    p = _p(init)
-    res = _simulate(key, init, partially_synthetic(N, n), progress, label, chains=chains, generations=g,
+    p = p_of(init)
+    res = run_study(key, init, partially_synthetic(N, n), progress, label, chains=chains, generations=g,
                     keep_final=False, sampler="resample")
     gens = np.arange(g + 1)
     coll = res.traces["collision"]
@@ -485,40 +297,40 @@ def _partial_series(table, name, key, init, N, n, chains, g, progress, label):
     table.add(name, "generation", gens[1:], "l1_from_first", "cauchy_schwarz", cs)
     rb = theory.partial_l1_bound(p, N, n)
     table.add(name, "generation", gens[1:], "l1_from_first", "recursion_bound", np.full(g, rb))
-    cmp_c = _compare(coll, corrected)
-    cmp_p = _compare(coll, printed)
-    cmp_d = _compare(dev, exact_dev)
-    h = {"N": N, "n": n, "S0": _num(theory.collision(p)),
-         "collision_final": _num(r_coll.mean[-1]), "collision_final_ci": [_num(r_coll.ci_low[-1]),
-                                                                         _num(r_coll.ci_high[-1])],
-         "theorem2_corrected_final": _num(corrected[-1]), "theorem2_printed_final": _num(printed[-1]),
-         "sq_deviation_final": _num(r_dev.mean[-1]), "sq_deviation_final_ci": [_num(r_dev.ci_low[-1]),
-                                                                             _num(r_dev.ci_high[-1])],
-         "sq_deviation_exact_final": _num(exact_dev[-1]),
-         "sq_deviation_limit": _num(theory.partial_deviation_limit(p, N, n)),
-         "l1_from_first_final": _num(r_l1.mean[-1]), "l1_from_first_final_ci": [_num(r_l1.ci_low[-1]),
-                                                                               _num(r_l1.ci_high[-1])],
-         "l1_cauchy_schwarz_bound_final": _num(cs[-1]), "l1_recursion_bound": _num(rb),
-         "test_corrected_theorem2": _test(cmp_c), "test_printed_theorem2": _test(cmp_p),
-         "test_sq_deviation": _test(cmp_d),
-         "printed_minus_corrected_in_se": {"max": _num(np.nanmax(np.abs(cmp_p.z - cmp_c.z))),
-                                           "at_generation_2": _num((printed[2] - corrected[2]) / cmp_c.se[2])
+    cmp_c = compare(coll, corrected)
+    cmp_p = compare(coll, printed)
+    cmp_d = compare(dev, exact_dev)
+    h = {"N": N, "n": n, "S0": num(theory.collision(p)),
+         "collision_final": num(r_coll.mean[-1]), "collision_final_ci": [num(r_coll.ci_low[-1]),
+                                                                         num(r_coll.ci_high[-1])],
+         "theorem2_corrected_final": num(corrected[-1]), "theorem2_printed_final": num(printed[-1]),
+         "sq_deviation_final": num(r_dev.mean[-1]), "sq_deviation_final_ci": [num(r_dev.ci_low[-1]),
+                                                                             num(r_dev.ci_high[-1])],
+         "sq_deviation_exact_final": num(exact_dev[-1]),
+         "sq_deviation_limit": num(theory.partial_deviation_limit(p, N, n)),
+         "l1_from_first_final": num(r_l1.mean[-1]), "l1_from_first_final_ci": [num(r_l1.ci_low[-1]),
+                                                                               num(r_l1.ci_high[-1])],
+         "l1_cauchy_schwarz_bound_final": num(cs[-1]), "l1_recursion_bound": num(rb),
+         "test_corrected_theorem2": test(cmp_c), "test_printed_theorem2": test(cmp_p),
+         "test_sq_deviation": test(cmp_d),
+         "printed_minus_corrected_in_se": {"max": num(np.nanmax(np.abs(cmp_p.z - cmp_c.z))),
+                                           "at_generation_2": num((printed[2] - corrected[2]) / cmp_c.se[2])
                                            if g >= 2 else None},
          "wall_time_s": round(res.wall_time, 2)}
     return (r_coll, corrected, printed, r_dev, exact_dev, r_l1, cs), h
 
 
 def _partial_figure(name, title, series_list, g):
-    fig, axes = _figure(3, title)
+    fig, axes = new_figure(3, title)
     gens = np.arange(g + 1)
     for i, (label, (r_coll, corrected, printed, r_dev, exact_dev, r_l1, cs)) in enumerate(series_list):
         c = f"C{i}"
-        _band(axes[0], gens, r_coll, c, label)
+        band(axes[0], gens, r_coll, c, label)
         axes[0].plot(gens, corrected, "k-", lw=0.8)
         axes[0].plot(gens, printed, "k:", lw=1.0)
-        _band(axes[1], gens[1:], r_dev, c, label)
+        band(axes[1], gens[1:], r_dev, c, label)
         axes[1].plot(gens[1:], exact_dev, "k-", lw=0.8)
-        _band(axes[2], gens[1:], r_l1, c, label)
+        band(axes[2], gens[1:], r_l1, c, label)
     axes[0].plot([], [], "k-", lw=0.8, label="Theorem 2 (corrected, exact)")
     axes[0].plot([], [], "k:", lw=1.0, label="Theorem 2 as printed")
     axes[0].set(xlabel="generation m", ylabel="E σ_m = E Σ p²")
@@ -542,14 +354,14 @@ def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     bounds ``sqrt(s̃ · E‖·‖₂²)`` (Cauchy–Schwarz and Jensen, ``s̃ = 52``) and ``√(n (k - 1))/N``
     (:func:`jaxcollapse.theory.partial_l1_bound`), in the CSV."""
     scale = check_scale(scale)
-    chains = chains or _scaled(CHAINS, scale, 20)
-    g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
-    init = _zipf52()
-    table = _Table("fig3")
+    chains = chains or scaled(CHAINS, scale, 20)
+    g = scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
+    init = zipf52()
+    table = Table("fig3")
     series, heads = [], {}
     for i, n in enumerate(FIG3_NS):
         name = f"N={PARTIAL_N_REAL}, n={n}"
-        s, h = _partial_series(table, name, _key(seed, 3, i), init, PARTIAL_N_REAL, n, chains, g, progress,
+        s, h = _partial_series(table, name, series_key(seed, 3, i), init, PARTIAL_N_REAL, n, chains, g, progress,
                                f"fig3: {name}")
         series.append((name, s))
         heads[name] = h
@@ -557,10 +369,10 @@ def fig3(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
                           "chains", series, g)
     headline = {"figure": "fig3", "claim": "partially synthetic: no collapse; the deviation from p^(1) "
                 "saturates at a level that grows with n/N; Theorem 2 gives E σ_m",
-                "settings": _settings(scale, seed, chains, g, N=PARTIAL_N_REAL, ns=list(FIG3_NS),
+                "settings": settings_of(scale, seed, chains, g, N=PARTIAL_N_REAL, ns=list(FIG3_NS),
                                       truth="zipf(1.1) on 52 tokens"),
                 "series": heads, "wall_time_s": round(sum(h["wall_time_s"] for h in heads.values()), 2)}
-    return _write(out, "fig3", fig, table, headline, pdf)
+    return write(out, "fig3", fig, table, headline, pdf)
 
 
 FIG4_EXPONENTS = (0.5, 1.1, 2.0, 3.0)
@@ -576,201 +388,24 @@ def fig4(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     from ..core.initial import zipf
 
     scale = check_scale(scale)
-    chains = chains or _scaled(CHAINS, scale, 20)
-    g = _scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
-    table = _Table("fig4")
+    chains = chains or scaled(CHAINS, scale, 20)
+    g = scaled(PARTIAL_GENERATIONS, min(scale, 1.0), 5)
+    table = Table("fig4")
     series, heads = [], {}
     for i, a in enumerate(FIG4_EXPONENTS):
         init = zipf(52, a)
-        name = f"zipf({a:g}), S0={theory.collision(_p(init)):.3f}"
-        s, h = _partial_series(table, name, _key(seed, 4, i), init, PARTIAL_N_REAL, FIG4_N, chains, g,
+        name = f"zipf({a:g}), S0={theory.collision(p_of(init)):.3f}"
+        s, h = _partial_series(table, name, series_key(seed, 4, i), init, PARTIAL_N_REAL, FIG4_N, chains, g,
                                progress, f"fig4: {name}")
         series.append((name, s))
         heads[name] = h
     fig = _partial_figure("fig4", f"Figure 4 · partially synthetic · N = {PARTIAL_N_REAL}, n = {FIG4_N} · "
                           f"{chains:,} chains", series, g)
     headline = {"figure": "fig4", "claim": "partially synthetic, n=10, N=100: as S_0 grows, sigma_m rises and the "
-                "drift from p^(1) falls", "settings": _settings(scale, seed, chains, g, N=PARTIAL_N_REAL,
+                "drift from p^(1) falls", "settings": settings_of(scale, seed, chains, g, N=PARTIAL_N_REAL,
                                                                  n=FIG4_N, exponents=list(FIG4_EXPONENTS)),
                 "series": heads, "wall_time_s": round(sum(h["wall_time_s"] for h in heads.values()), 2)}
-    return _write(out, "fig4", fig, table, headline, pdf)
-
-
-# ------------------------------------------------------------------------------------------------
-# curves over generations for several regimes (Figure 6, regimes, decoding)
-
-
-def _curves(figure, number, out, title, runs, *, scale, seed, chains, generations, progress, pdf, claim,
-            settings, exact_fn=None, diversity=False):
-    """Run each ``(name, initial, regime, decoding)`` of ``runs``; plot ``E σ_m`` (or ``E[1 - σ_m]``) and
-    ``P(collapsed by m)``. ``exact_fn(name, p, g)`` gives ``(E σ_m or None, P(collapsed by m) or None)``."""
-    scale = check_scale(scale)
-    chains = chains or _scaled(CHAINS, scale, 20)
-    g = _scaled(generations, min(scale, 1.0), 5)
-    table = _Table(figure)
-    fig, axes = _figure(2, f"{title} · {chains:,} chains")
-    gens = np.arange(g + 1)
-    heads = {}
-    t0 = time.perf_counter()
-    quantity = "diversity" if diversity else "collision"
-    for i, (name, init, regime, decoding) in enumerate(runs):
-        res = _simulate(_key(seed, number, i), init, regime, progress, f"{figure}: {name}", chains=chains,
-                        generations=g, decoding=decoding, keep_final=False)
-        p = _p(init)
-        ex_coll, ex_col = exact_fn(name, p, g) if exact_fn else (None, None)
-        vals = res.traces["collision"]
-        if diversity:
-            vals = 1.0 - vals
-            ex_coll = None if ex_coll is None else 1.0 - ex_coll
-        r = table.mean(name, "generation", gens, quantity, vals, ex_coll)
-        if ex_coll is not None:
-            table.add(name, "generation", gens, quantity, "exact", ex_coll)
-        ct = res.collapse_time
-        hits = np.array([((ct >= 0) & (ct <= m)).sum() for m in gens])
-        table.proportion(name, "generation", gens, "P(T<=m)", hits, chains, ex_col)
-        if ex_col is not None:
-            table.add(name, "generation", gens, "P(T<=m)", "exact", ex_col)
-        c = f"C{i}"
-        _band(axes[0], gens, r, c, name)
-        if ex_coll is not None:
-            axes[0].plot(gens, ex_coll, "k--", lw=0.9)
-        ci = analysis.wilson_ci(hits, chains)
-        axes[1].plot(gens, hits / chains, color=c, lw=1.2, label=name)
-        axes[1].fill_between(gens, ci.low, ci.high, color=c, alpha=0.3, lw=0)
-        if ex_col is not None:
-            axes[1].plot(gens, ex_col, "k--", lw=0.9)
-        h = {quantity + "_final": _num(r.mean[-1]), quantity + "_final_ci": [_num(r.ci_low[-1]),
-                                                                            _num(r.ci_high[-1])],
-             "collapsed_final": _num(hits[-1] / chains), "collapsed_final_ci": [_num(ci.low[-1]),
-                                                                                _num(ci.high[-1])],
-             "wall_time_s": round(res.wall_time, 2)}
-        if ex_coll is not None:
-            h["exact_" + quantity + "_final"] = _num(ex_coll[-1])
-            h["test_" + quantity] = _test(_compare(vals, ex_coll))
-        if ex_col is not None:
-            h["exact_collapsed_final"] = _num(ex_col[-1])
-        obs = ct >= 0
-        if obs.any():
-            km = analysis.kaplan_meier(np.where(obs, ct, g), obs)
-            h["median_collapse_time"] = _num(km.median)
-        heads[name] = h
-    if any("exact_" + quantity + "_final" in h for h in heads.values()):
-        axes[0].plot([], [], "k--", lw=0.9, label="exact")
-    axes[0].set(xlabel="generation m", ylabel="E[1 − Σ p²] (diversity)" if diversity else "E Σ p²")
-    axes[1].set(xlabel="generation m", ylabel="P(collapsed by m)")
-    for a in axes:
-        a.legend(fontsize=6.5)
-    headline = {"figure": figure, "claim": claim, "settings": _settings(scale, seed, chains, g, **settings),
-                "series": heads, "wall_time_s": round(time.perf_counter() - t0, 2)}
-    return _write(out, figure, fig, table, headline, pdf)
-
-
-FIG6_N, FIG6_GENERATIONS, FIG6_WINDOWS = 10, 500, (1, 2, 5, 10)
-FIG6_RANDOM_HISTORY = True
-
-
-def fig6(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
-         pdf: bool = False) -> dict:
-    """Paper Figure 6: most-recent-K (``K`` in ``FIG6_WINDOWS``, chosen; ``⌊n/K⌋`` samples from each of the last
-    ``K`` models) and random history, ``n = 10``, 500 generations, Zipf(1.1) on 52 tokens. ``K = 1`` is the
-    fully synthetic chain, with its exact ``E σ_m`` (Theorem 1) and ``P(collapsed by m)``."""
-    from ..core.regimes import most_recent, random_history
-
-    init = _zipf52()
-    runs = [(f"most recent K={k}", init, most_recent(FIG6_N, k), None) for k in FIG6_WINDOWS]
-    if FIG6_RANDOM_HISTORY:
-        runs.append(("random history", init, random_history(FIG6_N), None))
-
-    def exact(name, p, g):
-        if name == "most recent K=1":
-            return theory.fully_synthetic_collision(p, FIG6_N, g), theory.collapsed_probability(p, FIG6_N, g)
-        return None, None
-
-    return _curves("fig6", 6, out, f"Figure 6 · history regimes · n = {FIG6_N} · zipf(1.1) on 52 tokens", runs,
-                   scale=scale, seed=seed, chains=chains, generations=FIG6_GENERATIONS, progress=progress,
-                   pdf=pdf, exact_fn=exact, claim="reusing older generations slows collapse; random history "
-                   "(which keeps drawing real data) does not collapse", settings={"n": FIG6_N,
-                                                                                 "windows": list(FIG6_WINDOWS)})
-
-
-REGIMES_SIZE, REGIMES_GENERATIONS = 100, 200
-#: The series of the ``regimes`` figure, by name.
-REGIMES_SERIES = ("fully synthetic", "fresh real, 50% synthetic", "fresh real, 90% synthetic", "accumulate",
-                  "accumulate-subsample")
-
-
-def regimes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
-            pdf: bool = False) -> dict:
-    """Beyond the paper: which data regimes collapse. Zipf(1.1) on 52 tokens, 100 samples per generation,
-    200 generations: fully synthetic, fresh real data with a synthetic share of 50% and 90%, accumulate
-    (100 real, 100 synthetic appended per generation) and accumulate-subsample (a training set of 100 drawn
-    without replacement from that pool). Plotted: the diversity ``E[1 - σ_m]`` with its exact value (fully
-    synthetic: Theorem 1; fresh real: ``1 - S_0 - d_m``; accumulate: Gerstgrasser's product;
-    accumulate-subsample: :func:`jaxcollapse.theory.accumulate_subsample_collision`) and ``P(collapsed by m)``."""
-    from ..core.regimes import accumulate, accumulate_subsample, fresh_real, fully_synthetic
-
-    init = _zipf52()
-    m = REGIMES_SIZE
-    runs = [("fully synthetic", init, fully_synthetic(m), None),
-            ("fresh real, 50% synthetic", init, fresh_real(m, 0.5), None),
-            ("fresh real, 90% synthetic", init, fresh_real(m, 0.9), None),
-            ("accumulate", init, accumulate(m, m), None),
-            ("accumulate-subsample", init, accumulate_subsample(m, m, m), None)]
-    runs = [r for r in runs if r[0] in REGIMES_SERIES]
-
-    def exact(name, p, g):
-        s0 = theory.collision(p)
-        if name == "fully synthetic":
-            return theory.fully_synthetic_collision(p, m, g), theory.collapsed_probability(p, m, g)
-        if name.startswith("fresh real"):
-            lam = 0.5 if "50%" in name else 0.9
-            return s0 + theory.fresh_real_sq_deviation(p, m, lam, g), None
-        if name == "accumulate":
-            return 1.0 - theory.accumulate_diversity(p, m, m, g), None
-        if name == "accumulate-subsample":
-            return theory.accumulate_subsample_collision(p, m, m, m, g), None
-        return None, None
-
-    return _curves("regimes", 7, out, f"Data regimes · {m} samples per generation · zipf(1.1) on 52 tokens", runs,
-                   scale=scale, seed=seed, chains=chains, generations=REGIMES_GENERATIONS, progress=progress,
-                   pdf=pdf, exact_fn=exact, diversity=True,
-                   claim="only the fully synthetic regime collapses; fresh real data and accumulation keep a "
-                   "positive diversity", settings={"size": m})
-
-
-DECODING_N, DECODING_GENERATIONS = 100, 200
-#: The series of the ``decoding`` figure, by name.
-DECODING_SERIES = ("plain sampling", "temperature 0.9", "temperature 0.7", "top-k 20", "top-k 5",
-                   "fresh real 50%, temperature 0.7")
-
-
-def decoding(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None, chains=None,
-             pdf: bool = False) -> dict:
-    """Beyond the paper: generation-time decoding. Fully synthetic, ``n = 100``, 200 generations, Zipf(1.1) on
-    52 tokens, each model decoded before it generates: none (exact Theorem 1 curves), temperature 0.9 and
-    0.7, top-k 20 and 5; and fresh real data with a 50% synthetic share decoded at temperature 0.7 (real data
-    does not stop a decoded model from narrowing). Plotted: ``E σ_m`` and ``P(collapsed by m)``."""
-    from ..core.regimes import Decoding, fresh_real, fully_synthetic
-
-    init = _zipf52()
-    n = DECODING_N
-    runs = [("plain sampling", init, fully_synthetic(n), None),
-            ("temperature 0.9", init, fully_synthetic(n), Decoding(temperature=0.9)),
-            ("temperature 0.7", init, fully_synthetic(n), Decoding(temperature=0.7)),
-            ("top-k 20", init, fully_synthetic(n), Decoding(top_k=20)),
-            ("top-k 5", init, fully_synthetic(n), Decoding(top_k=5)),
-            ("fresh real 50%, temperature 0.7", init, fresh_real(n, 0.5), Decoding(temperature=0.7))]
-    runs = [r for r in runs if r[0] in DECODING_SERIES]
-
-    def exact(name, p, g):
-        if name == "plain sampling":
-            return theory.fully_synthetic_collision(p, n, g), theory.collapsed_probability(p, n, g)
-        return None, None
-
-    return _curves("decoding", 8, out, f"Decoding before generation · n = {n} · zipf(1.1) on 52 tokens", runs,
-                   scale=scale, seed=seed, chains=chains, generations=DECODING_GENERATIONS, progress=progress,
-                   pdf=pdf, exact_fn=exact, claim="temperature < 1 and top-k speed collapse up",
-                   settings={"n": n})
+    return write(out, "fig4", fig, table, headline, pdf)
 
 
 #: The experiments, by name; ``all`` runs them in this order.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import time
 
 from ..engine.host import available_memory, clock
 from ..errors import ConfigError

@@ -107,7 +107,7 @@ class _Task:
 
 
 def _job(config):
-    from ..core.interface import kernel_for
+    from ..core.kernels import kernel_for
     from ..engine.driver import Job
 
     return Job(kernel_for(config), config, points=True)
