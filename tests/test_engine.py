@@ -304,3 +304,20 @@ def test_random_history_weighs_every_earlier_model_equally_under_decoding(x64):
 
     share, expected = jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(4), 20000))
     assert_mean(np.asarray(share) - np.asarray(expected), 0.0, what="E[p2_a] - (p0_a + 1)/2")
+
+
+def test_a_new_regime_is_a_table_entry_and_a_data_step(monkeypatch):
+    """Adding a regime to the engine takes an entry of the regime table and the count kernel's data step:
+    a copy of the fully synthetic regime under another name runs the same trajectories."""
+    import dataclasses
+
+    from jaxcollapse.core import count, regime_table
+
+    spec = dataclasses.replace(regime_table.TABLE["fully_synthetic"], name="copy_of_fully_synthetic")
+    monkeypatch.setitem(regime_table.TABLE, spec.name, spec)
+    monkeypatch.setitem(count.DATA, spec.name, count.DATA["fully_synthetic"])
+    kw = dict(chains=6, generations=5, sampler="tokens", keep_final=True)
+    copy = jc.simulate(1, P, jc.regime("copy_of_fully_synthetic", synthetic=10), **kw)
+    plain = jc.simulate(1, P, jc.fully_synthetic(10), **kw)
+    assert np.array_equal(copy.final, plain.final)
+    assert np.array_equal(copy.collapse_time, plain.collapse_time)

@@ -529,3 +529,11 @@ def test_cli_run_prints_the_fresh_real_theory(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, None)
     assert "theory, exact (fresh real, S_0 + d_m): E[collision] at generation 5" in out
+
+
+def test_every_regime_with_a_theory_in_the_table_has_one_in_the_lookup():
+    """The regime table names the exact theory of each regime; the lookup serves exactly those regimes."""
+    from jaxcollapse.core.regime_table import TABLE
+    from jaxcollapse.stats.lookup import THEORIES
+
+    assert {k for k, spec in TABLE.items() if spec.theory} == set(THEORIES)

@@ -68,7 +68,7 @@ TABLE = {k.name: k for k in (
                ("real", "synthetic"), optional=("train",), first="real", shorthand="split", pooled=True,
                theory="the accumulate-subsample recursion"),
     RegimeKind("most_recent", "floor(n / k) samples of each of the last k = min(window, m) models",
-               ("synthetic", "window"), window="window"),
+               ("synthetic", "window"), window="window", theory="fully synthetic when the window is 1"),
     RegimeKind("random_history", "n samples, each of a uniformly chosen earlier model (the truth included)",
                ("synthetic",), window="sum"),
 )}
