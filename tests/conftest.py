@@ -1,4 +1,4 @@
-"""Shared fixtures and the test tiers.
+"""Shared fixtures, the test tiers, and one compilation cache for the session.
 
 Tiers (markers registered in pyproject.toml; tests/README.md says how to run each):
 
@@ -11,7 +11,9 @@ Tiers (markers registered in pyproject.toml; tests/README.md says how to run eac
 
 import fnmatch
 import os
+import shutil
 import sys
+import tempfile
 
 import jax
 import pytest
@@ -54,6 +56,7 @@ def _name(item) -> str:
 
 
 COLLECTED = pytest.StashKey[tuple]()
+CACHE = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m / -k deselect: stats' check sees every collected item
@@ -75,6 +78,24 @@ def pytest_collection_modifyitems(config, items):
 def collected(request):
     """``({module::test: collected items}, {paths of the collected modules})`` of this session."""
     return request.config.stash[COLLECTED]
+
+
+def pytest_configure(config):
+    """One persistent JAX compilation cache for the session, shared by the xdist workers and the subprocesses
+    the tests start (they inherit the environment), removed at the end; kept as it is when the caller set
+    ``JAX_COMPILATION_CACHE_DIR``. Programs that compile in over a second (JAX's default threshold) are stored."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or hasattr(config, "workerinput"):
+        return
+    path = tempfile.mkdtemp(prefix="jaxcollapse-tests-jax-cache-")
+    config.stash[CACHE] = path
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    jax.config.update("jax_compilation_cache_dir", path)
+
+
+def pytest_unconfigure(config):
+    path = config.stash.get(CACHE, None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
