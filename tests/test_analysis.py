@@ -1,7 +1,8 @@
 """Tests of jaxcollapse.analysis (NumPy/SciPy statistics; no JAX).
 
 Coverage tests use fixed seeds, so they are deterministic; their acceptance bands are still chosen
-so that a correct implementation would fail with probability at most 1e-3 over random seeds.
+so that a correct implementation would fail with probability at most ``FAIL_PROB`` (tests/stats.py) each
+over random seeds.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import pytest
 from scipy import stats
 
 from jaxcollapse import analysis as A
+from stats import FAIL_PROB, z_for
 
 
-def _binomial_band(reps: int, p: float, false_failure: float = 1e-3) -> tuple[int, int]:
+def _binomial_band(reps: int, p: float, false_failure: float = FAIL_PROB) -> tuple[int, int]:
     """Two-sided acceptance band for a Binomial(reps, p) count with total false-failure prob <= false_failure.
 
-    For reps = 2000, p = 0.95 this is [1867, 1931], i.e. the observed coverage must lie in
-    [0.9335, 0.9655] (about ±3.3 binomial sd of 0.0049 around 0.95).
+    For reps = 2000, p = 0.95 and false_failure = 1e-3 this is [1867, 1931], i.e. the observed coverage must
+    lie in [0.9335, 0.9655] (about ±3.3 binomial sd of 0.0049 around 0.95); at FAIL_PROB (8.5e-5) it is
+    [1860, 1936] (about ±3.9 sd).
     """
-    lo = int(stats.binom.ppf(false_failure / 2, reps, p))  # P(X < lo) < 5e-4
-    hi = int(stats.binom.isf(false_failure / 2, reps, p))  # P(X > hi) <= 5e-4
+    lo = int(stats.binom.ppf(false_failure / 2, reps, p))  # P(X < lo) < false_failure / 2
+    hi = int(stats.binom.isf(false_failure / 2, reps, p))  # P(X > hi) <= false_failure / 2
     return lo, hi
 
 
@@ -69,13 +72,13 @@ def test_mean_ci_columnwise_and_axis():
 
 def test_t_interval_coverage():
     # 2000 independent normal samples of size 5 (as 2000 columns); the t-interval must cover the
-    # true mean in a number of columns inside the 1e-3 false-failure binomial band [1867, 1931].
+    # true mean in a number of columns inside the FAIL_PROB false-failure binomial band (see _binomial_band).
     reps, n, mu = 2000, 5, 1.7
     x = np.random.default_rng(11).normal(mu, 2.0, size=(n, reps))
     r = A.mean_ci(x, level=0.95)
     covered = int(np.sum((r.ci_low <= mu) & (mu <= r.ci_high)))
     lo, hi = _binomial_band(reps, 0.95)
-    assert (lo, hi) == (1867, 1931)
+    assert _binomial_band(reps, 0.95, 1e-3) == (1867, 1931)
     assert lo <= covered <= hi, covered
     # The band has power: a normal-quantile interval (true coverage 0.878 at n = 5) falls outside it.
     z_half = stats.norm.ppf(0.975) * r.sd / math.sqrt(n)
@@ -204,9 +207,11 @@ def test_bootstrap_mean_matches_normal_interval():
     r = A.bootstrap_ci(x, statistic=np.mean, resamples=4000, seed=1)
     se = x.std(ddof=1) / math.sqrt(400)
     assert r.estimate == pytest.approx(x.mean())
-    # Monte Carlo error of a 2.5 % quantile of 4000 resamples is ~0.04 se; allow 0.15 se.
-    assert r.low == pytest.approx(x.mean() - 1.96 * se, abs=0.15 * se)
-    assert r.high == pytest.approx(x.mean() + 1.96 * se, abs=0.15 * se)
+    # Monte Carlo error of a 2.5 % quantile of 4000 resamples: sqrt(q (1 - q) / 4000) / phi(1.96) = 0.042 se;
+    # allow z for FAIL_PROB over the two bounds (4.09), 0.17 se.
+    tol = z_for(2, FAIL_PROB) * math.sqrt(0.025 * 0.975 / 4000) / stats.norm.pdf(1.96) * se
+    assert r.low == pytest.approx(x.mean() - 1.96 * se, abs=tol)
+    assert r.high == pytest.approx(x.mean() + 1.96 * se, abs=tol)
 
 
 def test_bootstrap_nan_and_inf_columns(no_warnings):
@@ -253,7 +258,7 @@ def test_quantile_ci_known_ranks():
 
 def test_quantile_ci_coverage():
     # Exact coverage of [x_(l), x_(u)] for continuous data is P(l <= B <= u-1); the simulated
-    # coverage must sit within the 1e-3 binomial band around it, and that value is >= level.
+    # coverage must sit within the FAIL_PROB binomial band around it, and that value is >= level.
     reps, n, level = 2000, 40, 0.95
     x = np.random.default_rng(21).exponential(size=(n, reps))
     for q in (0.5, 0.9):
@@ -367,7 +372,7 @@ def test_compare_to_theory_accepts_correct_and_detects_shift():
     # Generation 0 is deterministic and equal to theory: z = 0, not counted in the chi-square.
     assert ok.z[0] == 0.0 and ok.se[0] == 0.0
     assert ok.dof == 30
-    assert ok.p_value_max > 0.01
+    assert ok.p_value_max > FAIL_PROB
     shifted = theory.copy()
     shifted[20] += 0.5 * math.sqrt(20)  # half a chain sd at generation 20
     bad = A.compare_to_theory(traces, shifted)
@@ -382,14 +387,14 @@ def test_compare_to_theory_accepts_correct_and_detects_shift():
 
 def test_compare_to_theory_bonferroni_is_valid_under_correlation():
     # 400 experiments with correct theory and strongly correlated generations: the max-|z|
-    # rejection rate at 0.05 must not exceed 0.05 beyond binomial noise (upper 1e-3 quantile).
+    # rejection rate at 0.05 must not exceed 0.05 beyond binomial noise (upper FAIL_PROB quantile).
     rng = np.random.default_rng(13)
     reps = 400
     rejections = 0
     for _ in range(reps):
         traces, theory = _random_walk_traces(rng, 60, 20, 0.0)
         rejections += A.compare_to_theory(traces, theory).p_value_max < 0.05
-    assert rejections <= stats.binom.isf(1e-3, reps, 0.05), rejections
+    assert rejections <= stats.binom.isf(FAIL_PROB, reps, 0.05), rejections
 
 
 def test_compare_to_theory_nan_inf_columns(no_warnings):

@@ -1,7 +1,7 @@
 """The engine against the exact results of model.md §4, at fixed keys.
 
-Each ``assert_mean`` call fails with probability at most 1e-3 when the engine is right (Bonferroni over the
-generations or tokens it checks at once; see tests/stats.py).
+Each ``assert_mean`` / ``assert_proportion`` call fails with probability at most ``FAIL_PROB`` when the engine
+is right (Bonferroni over the generations or tokens it checks at once; tests/stats.py states the budget).
 """
 
 import jax

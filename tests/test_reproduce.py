@@ -11,8 +11,7 @@ from scipy import stats
 from jaxcollapse import cli
 from jaxcollapse import reproduce, theory, uniform
 from jaxcollapse.studies import history
-
-FAIL_PROB = 1e-3
+from stats import FAIL_PROB
 
 
 def _rows(path):
@@ -72,7 +71,7 @@ def _max_z_bound(k):
 def test_fig3_agrees_with_exact_theory(monkeypatch, tmp_path):
     """At fixed keys, the simulated E σ_m and E‖p^(m) - p^(1)‖² of Figure 3's setting (N = 100, n = 50, 2,000
     chains, 50 generations) agree with the corrected Theorem 2 and the exact deviation: every z of the CSV
-    within the Bonferroni bound at a false-failure probability of 1e-3 per quantity."""
+    within the Bonferroni bound at a false-failure probability of FAIL_PROB per quantity."""
     monkeypatch.setattr(reproduce, "FIG3_NS", (50,))
     head = reproduce.fig3(tmp_path, chains=2000, seed=0)
     assert (tmp_path / "fig3.png").stat().st_size > 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxcollapse import samplers
-from stats import assert_mean
+from stats import FAIL_PROB, assert_mean
 
 P = np.array([0.5, 0.25, 0.15, 0.1, 0.0])
 
@@ -108,7 +108,7 @@ def test_hypergeometric_subsample_moments(x64, method):
 @pytest.mark.parametrize("draws", [3, 6])
 def test_hypergeometric_subsample_pmf_chi_square(x64, method, draws):
     """The joint counts follow prod_i C(pool_i, k_i) / C(size, draws) (draws = 6 of 9 takes the sequential
-    sampler's complement path). Pearson chi-square over every outcome, false-failure probability 1e-3 each."""
+    sampler's complement path). Pearson chi-square over every outcome, false-failure probability FAIL_PROB each."""
     import scipy.stats as st
     from math import comb
 
@@ -123,7 +123,7 @@ def test_hypergeometric_subsample_pmf_chi_square(x64, method, draws):
     index = {k: i for i, k in enumerate(outcomes)}
     observed = np.bincount([index[tuple(int(x) for x in row)] for row in counts], minlength=len(outcomes))
     assert observed.sum() == reps
-    assert st.chisquare(observed, probs * reps).pvalue > 1e-3
+    assert st.chisquare(observed, probs * reps).pvalue > FAIL_PROB
 
 
 def test_hypergeometric_sequential_chains_do_not_depend_on_the_batch(x64):
@@ -176,13 +176,13 @@ def test_binomial_mean_and_variance(binomial_draws):
         assert x.dtype == np.int64 and x.min() >= 0 and x.max() <= n
         mean, var = st.binom.mean(n, p), st.binom.var(n, p)
         xf = x.astype(np.float64)
-        assert_mean(xf, mean, fail_prob=1e-3 / cases, what=f"Binomial({n}, {p}) mean")
-        assert_mean((xf - mean) ** 2, var, fail_prob=1e-3 / cases, what=f"Binomial({n}, {p}) variance")
+        assert_mean(xf, mean, fail_prob=FAIL_PROB / cases, what=f"Binomial({n}, {p}) mean")
+        assert_mean((xf - mean) ** 2, var, fail_prob=FAIL_PROB / cases, what=f"Binomial({n}, {p}) variance")
 
 
 def test_binomial_pmf_chi_square(binomial_draws):
     """Pearson chi-square of the observed counts against scipy's pmf, on the values with expected count >= 5
-    and the two tails pooled; each case fails with probability 1e-3 / cases when the sampler is exact."""
+    and the two tails pooled; each case fails with probability FAIL_PROB / cases when the sampler is exact."""
     from scipy import stats as st
     cases = len(BINOMIAL_CASES)
     for (n, p), x in zip(BINOMIAL_CASES, binomial_draws):
@@ -203,7 +203,7 @@ def test_binomial_pmf_chi_square(binomial_draws):
         if len(obs) < 2:
             continue
         pval = st.chisquare(obs, exp).pvalue
-        assert pval > 1e-3 / cases, f"Binomial({n}, {p}): chi-square p-value {pval:.2e} over {len(obs)} bins"
+        assert pval > FAIL_PROB / cases, f"Binomial({n}, {p}): chi-square p-value {pval:.2e} over {len(obs)} bins"
 
 
 def test_binomial_degenerate_cases_exact(x64):
@@ -261,7 +261,7 @@ def test_binomial_tree_marginals_uneven_tree(x64):
     edges = np.arange(st.binom.ppf(1e-3, n, p[token]), st.binom.ppf(1 - 1e-3, n, p[token]) + 1, 4).astype(np.int64)
     probs = np.diff(np.concatenate([[0.0], st.binom.cdf(edges - 1, n, p[token]), [1.0]]))
     observed = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(probs))
-    assert st.chisquare(observed, probs * chains).pvalue > 1e-3
+    assert st.chisquare(observed, probs * chains).pvalue > FAIL_PROB
     one = jax.jit(lambda k: samplers.multinomial_binomial(k, jnp.asarray(w)[None], jnp.asarray([n], jnp.int64)))
     for i in (0, 17):
         assert np.array_equal(np.asarray(one(keys[i]))[0], counts[i])

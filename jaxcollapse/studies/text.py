@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import check_float, check_int
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 DEFAULT_TEXT = DATA / "tales.txt"
 
 
