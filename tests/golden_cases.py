@@ -9,6 +9,7 @@ whose order XLA may choose per program, so they are compared to 1e-12 relative.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -156,7 +157,12 @@ def record() -> None:
     for case, run in cases().items():
         arrays = run()
         np.savez_compressed(path(case), **{k: v for k, v in arrays.items() if v is not None})
-    print(f"recorded {len(os.listdir(GOLDEN))} golden files in {GOLDEN}")
+    import jax
+
+    with open(os.path.join(GOLDEN, "versions.json"), "w") as f:
+        json.dump({"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
+                   "numpy": np.__version__}, f, indent=1)
+    print(f"recorded {len(os.listdir(GOLDEN)) - 1} golden files in {GOLDEN}")
 
 
 if __name__ == "__main__":
