@@ -452,3 +452,104 @@ def test_chains_needed_nonfinite_and_proportion():
     assert A.chains_needed_proportion(None, 0.05) == 385
     assert A.chains_needed_proportion(0.1, 0.05) == math.ceil(stats.norm.ppf(0.975) ** 2 * 0.09 / 0.0025)
     np.testing.assert_array_equal(A.chains_needed_proportion(np.array([0.0, 0.5]), 0.05), [1, 385])
+
+
+# ------------------------------------------------------------------------------------------------
+# scipy as the oracle: the hand-written Kaplan–Meier and percentile bootstrap against scipy.stats
+
+
+def _censored_times(seed, chains=300, p=0.04, follow_up=40):
+    """Geometric collapse times censored at a common follow-up and at random earlier times: many ties, as the
+    engine's integer generations have."""
+    rng = np.random.default_rng(seed)
+    t = rng.geometric(p, size=chains)
+    c = np.where(rng.random(chains) < 0.3, rng.integers(1, follow_up + 1, size=chains), follow_up)
+    return np.minimum(t, c), t <= c
+
+
+def _scipy_ecdf(times, observed):
+    times, observed = np.asarray(times), np.asarray(observed, bool)
+    data = stats.CensoredData(uncensored=times[observed].astype(float), right=times[~observed].astype(float))
+    return stats.ecdf(data)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kaplan_meier_survival_matches_scipy(seed):
+    times, observed = _censored_times(seed)
+    km = A.kaplan_meier(times, observed)
+    sf = _scipy_ecdf(times, observed).sf
+    grid = np.arange(0, times.max() + 1)
+    np.testing.assert_allclose(A.survival_at(km, grid), sf.evaluate(grid), rtol=1e-12, atol=1e-15)
+    # scipy's steps are at every distinct time (censoring-only ones included, where S does not move); ours at
+    # the collapse generations
+    steps = sf.quantiles[np.diff(np.r_[1.0, sf.probabilities]) != 0]
+    np.testing.assert_array_equal(km.time[1:], steps)
+
+
+def test_kaplan_meier_hand_example_matches_scipy():
+    km = A.kaplan_meier(KM_TIMES, KM_OBS)
+    sf = _scipy_ecdf(KM_TIMES, KM_OBS).sf
+    np.testing.assert_allclose(A.survival_at(km, km.time), sf.evaluate(km.time), rtol=1e-14)
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_kaplan_meier_greenwood_log_log_interval_matches_scipy(level):
+    times, observed = _censored_times(3)
+    km = A.kaplan_meier(times, observed, level=level)
+    sf = _scipy_ecdf(times, observed).sf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns where S = 0 or 1
+        ci = sf.confidence_interval(confidence_level=level, method="log-log")
+    at = km.time[1:]
+    # where 0 < S < 1 (scipy leaves NaN where the log-log transform is undefined)
+    inside = (km.survival[1:] > 0) & (km.survival[1:] < 1)
+    np.testing.assert_allclose(km.ci_low[1:][inside], ci.low.evaluate(at)[inside], rtol=1e-10)
+    np.testing.assert_allclose(km.ci_high[1:][inside], ci.high.evaluate(at)[inside], rtol=1e-10)
+
+
+def test_kaplan_meier_greenwood_variance_matches_scipy_linear_interval():
+    # scipy's "linear" interval is S ± z sqrt(Greenwood variance of S) = S ± z S sqrt(v), v as in kaplan_meier
+    times, observed = _censored_times(4)
+    km = A.kaplan_meier(times, observed)
+    sf = _scipy_ecdf(times, observed).sf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = sf.confidence_interval(confidence_level=0.95, method="linear")
+    at = km.time[1:]
+    s = km.survival[1:]
+    risk, ev = km.at_risk[1:], km.events[1:]
+    v = np.cumsum(np.where(risk > ev, ev / (risk * (risk - ev).astype(float)), 0.0))
+    z = stats.norm.ppf(0.975)
+    inside = (s > 0) & (s < 1)
+    np.testing.assert_allclose(np.clip(s - z * s * np.sqrt(v), 0, 1)[inside], ci.low.evaluate(at)[inside],
+                               rtol=1e-10)
+    np.testing.assert_allclose(np.clip(s + z * s * np.sqrt(v), 0, 1)[inside], ci.high.evaluate(at)[inside],
+                               rtol=1e-10)
+
+
+def _scipy_bootstrap(data, statistic, level, resamples, seed):
+    """scipy.stats.bootstrap, percentile method, with the resamples of ``np.random.default_rng(seed)`` drawn in
+    one batch of shape (resamples, chains): the indices bootstrap_ci draws."""
+    import inspect
+
+    key = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+    return stats.bootstrap((data,), statistic, confidence_level=level, n_resamples=resamples, method="percentile",
+                           vectorized=True, axis=-1, **{key: np.random.default_rng(seed)})
+
+
+@pytest.mark.parametrize("statistic", [np.mean, np.median, np.std])
+def test_bootstrap_percentile_interval_matches_scipy(statistic):
+    x = np.random.default_rng(11).exponential(2.0, size=150)
+    ours = A.bootstrap_ci(x, statistic=statistic, level=0.9, resamples=999, seed=5)
+    theirs = _scipy_bootstrap(x, statistic, 0.9, 999, 5)
+    assert ours.low == pytest.approx(theirs.confidence_interval.low, rel=1e-12)
+    assert ours.high == pytest.approx(theirs.confidence_interval.high, rel=1e-12)
+
+
+def test_bootstrap_columns_match_scipy_with_shared_resamples():
+    # bootstrap_ci resamples whole rows (chains): scipy with the chains on the last axis does the same
+    x = np.random.default_rng(12).normal(size=(80, 4)) * [1.0, 2.0, 0.5, 3.0]
+    ours = A.bootstrap_ci(x, statistic=np.median, resamples=500, seed=9)
+    theirs = _scipy_bootstrap(x.T, np.median, 0.95, 500, 9)
+    np.testing.assert_allclose(ours.low, theirs.confidence_interval.low, rtol=1e-12)
+    np.testing.assert_allclose(ours.high, theirs.confidence_interval.high, rtol=1e-12)

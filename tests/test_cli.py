@@ -599,7 +599,9 @@ def _light_env():
 def test_importing_the_command_line_loads_no_jax():
     code = ("import sys, jaxcollapse.cli\n"
             "from jaxcollapse.cli import main\n"
-            "from jaxcollapse.cli import app, options, plan, reproduce, run, settings, sweep, sweep_plot\n"
+            "from jaxcollapse.cli import app, examples, options, plan, progress, reproduce, run, settings, sweep, "
+            "sweep_plot\n"
+            "from jaxcollapse.engine import host\n"
             f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
             "assert callable(main) and not heavy, heavy\n"
             "print('ok')\n")
@@ -609,7 +611,8 @@ def test_importing_the_command_line_loads_no_jax():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plan", "--help"], ["sweep", "--help"],
-                                  ["sweep-plot", "--help"], ["reproduce", "--help"], ["--version"], []])
+                                  ["sweep-plot", "--help"], ["reproduce", "--help"], ["--version"], [],
+                                  ["examples"], ["examples", "sweep-phase"]])
 def test_help_loads_no_jax(argv):
     proc = subprocess.run([sys.executable, "-c", HELP_THEN_CHECK.format(heavy=HEAVY), *argv], capture_output=True,
                           text=True, env=_light_env(), cwd=ROOT, timeout=120)
@@ -730,3 +733,312 @@ def test_three_token_run_on_the_resampling_kernel_draws_the_simplex(tmp_path, ca
                            "--generations", "5", "--sampler", "resample", "--out", str(out))
     assert code == 0, err
     assert (out / "plots" / "simplex.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# packaging: examples, the wheel's contents
+
+
+def test_examples_are_listed_printed_and_copied(tmp_path, capsys):
+    from jaxcollapse.cli import examples as examples_command
+
+    shipped = examples_command.examples()
+    assert "sweep-phase" in shipped and "run-partially-synthetic" in shipped
+    code, out, _ = run_cli(capsys, "examples")
+    assert code == 0 and all(f"{name}.toml" in out for name in shipped)
+    code, out, _ = run_cli(capsys, "examples", "sweep-phase.toml")
+    assert code == 0 and out == (examples_command._folder() / "sweep-phase.toml").read_text(encoding="utf-8")
+    # examples/ of a checkout is the same folder, so the README's commands work from a checkout
+    assert out == open(os.path.join(ROOT, "examples", "sweep-phase.toml"), encoding="utf-8").read()
+    code, out, _ = run_cli(capsys, "examples", "--copy", str(tmp_path / "ex"))
+    assert code == 0 and sorted(os.listdir(tmp_path / "ex")) == sorted(f"{n}.toml" for n in shipped)
+    code, _, err = run_cli(capsys, "examples", "sweep-phase", "--copy", str(tmp_path / "ex"))
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
+    code, out, _ = run_cli(capsys, "examples", "sweep-phase", "--copy", str(tmp_path / "ex"), "--overwrite", "-q")
+    assert code == 0 and out == ""
+    code, _, err = run_cli(capsys, "examples", "nope")
+    assert code == 2 and "sweep-phase" in err
+    # every example is a valid study or sweep: a run config resolves, a sweep spec plans
+    from jaxcollapse.sweeps.plan import make_plan
+    from jaxcollapse.sweeps.spec import as_spec
+
+    assert len(make_plan(as_spec(str(tmp_path / "ex" / "sweep-phase.toml"), {})).points) == 200
+    study = settings.resolve({o.key: None for o in options.OPTIONS}, str(tmp_path / "ex" / "run-partially-synthetic.toml"))
+    assert study.resolved["regime"] == "partially_synthetic" and study.resolved["chains"] == 10000
+
+
+def test_wheel_ships_license_type_marker_and_examples(tmp_path):
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "-q", "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = [f for f in os.listdir(tmp_path) if f.endswith(".whl")]
+    import jaxcollapse
+
+    assert wheel.startswith(f"jaxcollapse-{jaxcollapse.__version__}-")
+    names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
+    assert "jaxcollapse/py.typed" in names
+    assert {"jaxcollapse/examples/sweep-phase.toml", "jaxcollapse/examples/run-partially-synthetic.toml"} <= names
+    assert "jaxcollapse/data/tales.txt" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(n for n in names if "dist-info" in n)
+    meta = zipfile.ZipFile(tmp_path / wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    meta = meta.decode()
+    assert f"Version: {jaxcollapse.__version__}" in meta and "License-Expression: MIT" in meta
+    assert "Requires-Dist: jax>=0.8.0" in meta and "Provides-Extra: cuda12" in meta
+
+
+# ------------------------------------------------------------------------------------------------
+# batch jobs: progress lines, --quiet, the cgroup memory limit
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(tmp_path / "o"), "--progress-every",
+                           "0.02")
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("jaxcollapse run: [")]
+    assert lines and "\r" not in err and "chain-gen/s" not in err
+    assert lines[-1].endswith("4,000/4,000 chain-generations (100.0%)") or "4,000/4,000 chain-generations" in lines[-1]
+    assert any("chain-generations/s" in line for line in lines)
+    code, _, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(tmp_path / "q"), "--progress-every",
+                           "0.02", "--quiet")
+    assert code == 0 and err == ""
+
+
+def test_sweep_plan_and_reproduce_print_progress_lines(tmp_path, capsys, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('chains = 4\ngenerations = 3\ninitial = "zipf"\nvocab = 20\nsupport = 10\n'
+                    '[[grid]]\nregime = ["fresh_real"]\nsize = [4, 5]\nfraction = [0.5, 1.0]\n')
+    code, _, err = run_cli(capsys, "sweep", str(spec), "--out", str(tmp_path / "sw"), "--progress-every", "0.01")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("jaxcollapse sweep: [")]
+    assert lines and "\r" not in err and "/4 points" in lines[-1] and "chain-generations" in lines[-1]
+    code, out, err = run_cli(capsys, "plan", "--vocab", "20", "--support", "10", "-n", "20", "--generations", "10",
+                             "--pilot-chains", "60", "--half-width", "0.01", "--progress-every", "0.01")
+    assert code == 0 and "pilot:" in out
+    assert any(line.startswith("jaxcollapse plan: pilot: [") for line in err.splitlines()), err
+    code, _, err = run_cli(capsys, "plan", "--vocab", "20", "--support", "10", "-n", "20", "--generations", "10",
+                           "--pilot-chains", "60", "--half-width", "0.01", "--progress-every", "0.01", "--quiet")
+    assert code == 0 and err == ""
+    import time
+
+    from jaxcollapse.studies import paper
+
+    def figure(out, *, scale, seed, progress):
+        for step in range(3):
+            time.sleep(0.05)
+            progress(f"series {step} done")
+        return {}
+
+    monkeypatch.setitem(paper.FIGURES, "figtest", figure)
+    code, out, err = run_cli(capsys, "reproduce", "figtest", "--out", str(tmp_path / "re"), "--progress-every",
+                             "0.01")
+    assert code == 0 and out.startswith("figtest: ")
+    lines = [line for line in err.splitlines() if line.startswith("jaxcollapse reproduce: [")]
+    assert any("figtest: series" in line for line in lines), err
+    assert lines[-1].endswith("1/1 figures (100.0%)") or "1/1 figures (100.0%)" in lines[-1]
+
+
+def test_progress_interval_from_the_environment(monkeypatch):
+    from jaxcollapse.cli import progress
+
+    monkeypatch.delenv(progress.ENV, raising=False)
+    assert progress.every_seconds() == progress.DEFAULT_EVERY == 10
+    monkeypatch.setenv(progress.ENV, "2.5")
+    assert progress.every_seconds() == 2.5 and progress.every_seconds(7) == 7
+    assert progress.reporter(io.StringIO(), "x", 0, quiet=False) is None
+    monkeypatch.setenv(progress.ENV, "soon")
+    with pytest.raises(ValueError, match=progress.ENV):
+        progress.every_seconds()
+    with pytest.raises(ValueError, match="--progress-every"):
+        progress.every_seconds(-1)
+
+
+def test_bad_progress_interval_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("JAXCOLLAPSE_PROGRESS_EVERY", "soon")
+    code, _, err = run_cli(capsys, "run", *SMALL, "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "JAXCOLLAPSE_PROGRESS_EVERY" in err
+
+
+def test_progress_line_counts_rate_and_eta():
+    from jaxcollapse.cli.progress import Lines
+
+    now = [100.0]
+    stream = io.StringIO()
+    lines = Lines(stream, "jaxcollapse sweep", every=0, points_total=10, points_before=2, clock_fn=lambda: now[0])
+    assert lines.line() == "jaxcollapse sweep: [0:00] 2/10 points, starting (compiling)"
+    now[0] = 130.0
+    lines(1_000, 11_000, 0)         # after the compilation: no rate yet
+    assert lines.line() == "jaxcollapse sweep: [0:30] 2/10 points, 1,000/11,000 chain-generations (9.1%)"
+    now[0] = 140.0
+    lines(6_000, 11_000, 3)         # 5,000 in 10 s: 500/s, 5,000 left: 10 s
+    assert lines.line() == ("jaxcollapse sweep: [0:40] 5/10 points, 6,000/11,000 chain-generations (54.5%), "
+                            "500 chain-generations/s, ETA 0:10")
+    lines.emit()
+    lines.close()                   # a line was printed: a last one
+    assert stream.getvalue().count("\n") == 2
+    slow = Lines(io.StringIO(), "jaxcollapse reproduce", every=0, unit="figures", clock_fn=lambda: now[0])
+    slow(0, 4)
+    now[0] += 90
+    slow(1, 4)
+    slow.update(what="fig2 running")
+    assert slow.line().endswith("fig2 running, 1/4 figures (25.0%), 1:30 per figure, ETA 4:30")
+
+
+def test_progress_lines_come_from_a_timer():
+    import time
+
+    from jaxcollapse.cli.progress import Lines
+
+    stream = io.StringIO()
+    lines = Lines(stream, "jaxcollapse run", every=0.01)
+    lines(10, 100)
+    deadline = time.monotonic() + 10
+    while stream.getvalue().count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines.close()
+    assert stream.getvalue().count("\n") >= 3 and "10/100 chain-generations" in stream.getvalue()
+
+
+def test_quiet_plot_prints_nothing(base_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(base_run, run_dir)
+    code, out, err = run_cli(capsys, "plot", str(run_dir), "--format", "png", "--quiet")
+    assert code == 0 and out == "" and err == ""
+    assert (run_dir / "plots" / "traces.png").exists()
+
+
+def test_every_printing_command_takes_quiet():
+    parser = cli.app.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name in ("run", "plot", "reproduce", "plan", "sweep", "sweep-plot", "examples"):
+        flags = {f for a in sub.choices[name]._actions for f in a.option_strings}
+        assert "--quiet" in flags, name
+    for name in ("run", "reproduce", "plan", "sweep"):
+        flags = {f for a in sub.choices[name]._actions for f in a.option_strings}
+        assert "--progress-every" in flags, name
+
+
+def _limit_files(tmp_path, monkeypatch, v2=None, v1=None, available_kib=8 * 2**20):
+    import tempfile
+
+    from jaxcollapse.engine import host
+
+    tmp_path = type(tmp_path)(tempfile.mkdtemp(dir=tmp_path))
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {4 * available_kib} kB\nMemAvailable:   {available_kib} kB\n")
+    files = []
+    for name, text in (("memory.max", v2), ("memory.limit_in_bytes", v1)):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text + "\n")
+        files.append(str(path))
+    monkeypatch.setattr(host, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(host, "CGROUP_LIMIT_FILES", tuple(files))
+    monkeypatch.setattr(host, "PROC_CGROUP", str(tmp_path / "no-such-file"))
+    return host
+
+
+def test_available_memory_honours_the_cgroup_limit(tmp_path, monkeypatch):
+    gib = 2**30
+    host = _limit_files(tmp_path, monkeypatch)                          # no cgroup files: MemAvailable
+    assert host.available_memory() == 8 * gib
+    host = _limit_files(tmp_path, monkeypatch, v2="max")                # v2, no limit
+    assert host.available_memory() == 8 * gib
+    host = _limit_files(tmp_path, monkeypatch, v2=str(2 * gib))         # v2 limit below MemAvailable
+    assert host.available_memory() == 2 * gib and host.cgroup_memory_limit() == 2 * gib
+    host = _limit_files(tmp_path, monkeypatch, v2=str(64 * gib))        # a limit above MemAvailable: MemAvailable
+    assert host.available_memory() == 8 * gib
+    host = _limit_files(tmp_path, monkeypatch, v1="9223372036854771712")  # v1 without a limit
+    assert host.available_memory() == 8 * gib and host.cgroup_memory_limit() is None
+    host = _limit_files(tmp_path, monkeypatch, v1=str(3 * gib))         # v1 limit
+    assert host.available_memory() == 3 * gib
+    host = _limit_files(tmp_path, monkeypatch, v2="garbage")
+    assert host.available_memory() == 8 * gib
+
+
+def test_available_memory_reads_the_process_own_cgroup(tmp_path, monkeypatch):
+    from jaxcollapse.engine import host
+
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/slurm/job_42\n")
+    monkeypatch.setattr(host, "PROC_CGROUP", str(proc))
+    assert host._own_cgroup_files() == ["/sys/fs/cgroup/slurm/job_42/memory.max"]
+    proc.write_text("12:pids:/x\n4:memory:/docker/abc\n0::/\n")
+    assert host._own_cgroup_files() == ["/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes"]
+
+
+def test_run_refuses_beyond_the_cgroup_limit(tmp_path, capsys, monkeypatch):
+    host = _limit_files(tmp_path, monkeypatch, v2=str(20 * 2**20))      # a 20 MiB job
+    monkeypatch.setattr(run_command, "available_memory", host.available_memory)
+    code, _, err = run_cli(capsys, "run", "--chains", "100000", "--generations", "100", "--out", str(tmp_path / "o"))
+    assert code == 2 and "20.0 MiB is available" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# figures leave the caller's matplotlib backend alone
+
+
+def test_library_code_never_sets_the_matplotlib_backend():
+    import ast
+
+    for folder, _, files in os.walk(os.path.join(ROOT, "jaxcollapse")):
+        for f in files:
+            if f.endswith(".py"):
+                tree = ast.parse(open(os.path.join(folder, f), encoding="utf-8").read())
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                            and node.func.attr in ("use", "switch_backend") \
+                            and "matplotlib" in ast.unparse(node.func.value) + ast.unparse(node.func).replace(
+                                "plt.", "matplotlib.pyplot."):
+                        pytest.fail(f"{f}:{node.lineno}: {ast.unparse(node)}")
+
+
+def _fake_phase_sweep():
+    gens = 5
+    rows = []
+    for regime in ("fresh_real",):
+        for size in (10, 20):
+            for fraction in (0.5, 1.0):
+                t = np.array([2, 3, -1, 4, 5, -1])
+                rec = {"collapse_time": t, "metrics": ["collision", "l1_initial"],
+                       "mean": np.full((2, gens + 1), 0.3)}
+                rows.append(({"regime": regime, "size": size, "fraction": fraction, "initial": "zipf", "vocab": 20,
+                              "support": 10, "exponent": 1.1, "synthetic": int(size * fraction),
+                              "real": size}, rec))
+    return {"generations": gens, "chains": 6, "plot": {"x": "size", "y": "fraction"}}, rows
+
+
+def _fake_trained_result(seed, corpus, regime, *, chains, generations, **kw):
+    from types import SimpleNamespace
+
+    g = generations + 1
+    traces = {m: np.linspace(0, 1, chains * g).reshape(chains, g) for m in ("l1_initial", "missing_mass")}
+    return SimpleNamespace(traces=traces, settings={"context_l1": np.linspace(0, 0.1, g)},
+                           context_collapse_time=np.full((chains, corpus.initial.contexts), -1))
+
+
+def test_figures_leave_the_backend_and_pyplot_alone(tmp_path, monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from jaxcollapse.engine import simulate as simulate_module
+    from jaxcollapse.studies import text
+    from jaxcollapse.sweeps import phase
+
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+
+    def refuse(*a, **k):
+        raise AssertionError(f"matplotlib.use{a} called by library code")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    monkeypatch.setattr(plt, "switch_backend", refuse)
+    monkeypatch.setattr(phase, "_load", lambda out: _fake_phase_sweep())
+    made = phase.plot_sweep(tmp_path / "sweep", formats=("png", "svg"))
+    assert [os.path.basename(p) for p in made] == ["phase.png", "phase.svg"]
+    monkeypatch.setattr(simulate_module, "simulate_trained", _fake_trained_result)
+    text.generation_modes(tmp_path / "text", order=1, generations=3)
+    assert (tmp_path / "text" / "generation_modes.png").read_bytes().startswith(PNG_MAGIC)
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figures

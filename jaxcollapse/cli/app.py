@@ -4,7 +4,7 @@
 ``jaxcollapse show``   print the summary and settings of a finished run.
 ``jaxcollapse plot``   redraw the figures of a finished run from its files.
 ``jaxcollapse bench``  the benchmark of ``benchmarks/`` on whatever backend JAX sees (``jaxcollapse.bench``).
-and the commands of :data:`COMMANDS` (reproduce, plan, sweep, sweep-plot).
+and the commands of :data:`COMMANDS` (reproduce, plan, sweep, sweep-plot, examples).
 
 Every error (bad flag, value, file or configuration) is one line ``jaxcollapse: error: ...`` on stderr and
 exit status 2. Building the parser imports no JAX: the commands import it when they run.
@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("jaxcollapse.cli.sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed "
               "vmapped calls, resumable)"),
     "sweep-plot": ("jaxcollapse.cli.sweep_plot", "draw the phase diagrams of a finished sweep"),
+    "examples": ("jaxcollapse.cli.examples", "list, print or copy the example study and sweep files"),
 }
 
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(traces, collapse, contexts for several contexts, simplex for 3-token vocabularies).")
     plot.add_argument("dir", metavar="DIR", help="run directory")
     plot.add_argument("--format", default="png,pdf", help="comma-separated formats (default: png,pdf)")
+    plot.add_argument("--quiet", "-q", action="store_true", help="do not list the files written")
     sub.add_parser("bench", help="benchmarks (jaxcollapse.bench; arguments passed on)", add_help=False)
     for name, (module, help_) in COMMANDS.items():
         mod = importlib.import_module(module)

@@ -8,6 +8,7 @@ import argparse
 from typing import NamedTuple
 
 from ..engine.settings import DEFAULT_SUPPORT, REGIME_SIZES, STUDY_DEFAULTS
+from .progress import add_progress_arguments
 
 PROG = "jaxcollapse"
 
@@ -144,7 +145,7 @@ OPTIONS = (
     Opt("plots", ("--plots",), "bool", True, "draw the figures into DIR/plots (default: on; --no-plots)",
         "output"),
     Opt("quiet", ("--quiet", "-q"), "bool", False,
-        "print only where the results are; no progress bar (default: off)", "output"),
+        "print only where the results are; no progress bar or progress lines (default: off)", "output"),
     # trained estimators and autoregressive generation (jaxcollapse.trained, jaxcollapse.autoregressive)
     Opt("estimator", ("--estimator",), "str", "count",
         "how each generation's model is fitted: count (normalised counts, the engine), softmax (logits table "
@@ -228,6 +229,8 @@ def add_options(parser: argparse.ArgumentParser, skip: set | frozenset = frozens
         if opt.kind == "bool":
             if opt.key in ("overwrite", "quiet"):
                 g.add_argument(*opt.flags, dest=opt.key, action="store_true", default=None, help=opt.help)
+                if opt.key == "quiet":
+                    add_progress_arguments(g, quiet=False)
             else:
                 g.add_argument(*opt.flags, dest=opt.key, action=argparse.BooleanOptionalAction, default=None,
                                help=opt.help)

@@ -18,7 +18,8 @@ import sys
 import time
 
 from ..errors import ConfigError, check_float, check_int
-from .options import add_options, number
+from .options import PROG, add_options, number
+from .progress import add_progress_arguments, every_seconds, reporter
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 
@@ -44,6 +45,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--pilot-chains", type=number("int"), default=PILOT_CHAINS,
                    help=f"chains of the pilot run (default: {PILOT_CHAINS})")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_progress_arguments(p, quiet=True)
 
 
 def _targets(args, generations: int) -> list[tuple[str, object]]:
@@ -79,6 +81,7 @@ def make_plan(args) -> dict:
     from .options import OPTIONS
     from .settings import resolve
 
+    every = every_seconds(getattr(args, "progress_every", None))
     half = check_float("half_width", args.half_width, low=0.0, low_open=True)
     pilot_chains = check_int("pilot_chains", args.pilot_chains, low=2, high=10**6)
     flags = {o.key: getattr(args, o.key, None) for o in OPTIONS if o.key not in _SKIP}
@@ -89,15 +92,22 @@ def make_plan(args) -> dict:
     if any(kind == "collapsed" for kind, _ in targets) and half >= 1:
         raise ConfigError(f"half-width of a proportion must be in (0, 1), got {half:g}")
     marks = []
+    shown = reporter(sys.stderr, f"{PROG} plan: pilot", every, quiet=bool(getattr(args, "quiet", False)))
 
     def progress(done, total):
         marks.append((time.perf_counter(), done))
+        if shown is not None:
+            shown(done, total)
 
     t0 = time.perf_counter()
-    result = simulate(res["seed"], study.initial, study.regime, chains=pilot_chains, generations=generations,
-                      decoding=study.decoding if study.decoding.active else None, smoothing=res["smoothing"],
-                      sampler=res["sampler"], chunk_size=res["chunk_size"],
-                      memory=int(res["memory"] * 2**20), keep_final=False, progress=progress)
+    try:
+        result = simulate(res["seed"], study.initial, study.regime, chains=pilot_chains, generations=generations,
+                          decoding=study.decoding if study.decoding.active else None, smoothing=res["smoothing"],
+                          sampler=res["sampler"], chunk_size=res["chunk_size"],
+                          memory=int(res["memory"] * 2**20), keep_final=False, progress=progress)
+    finally:
+        if shown is not None:
+            shown.close()
     wall = time.perf_counter() - t0
     # speed after compilation: from the first progress mark (first generations, compilation included) on
     if len(marks) >= 3 and marks[-1][0] > marks[1][0]:
@@ -182,7 +192,7 @@ def format_plan(plan: dict) -> str:
             lines.append(f"    note: {r['note']}")
     lines.append("chains for a 95% interval of the given half-width (normal quantile, pilot sd; add a margin "
                  "for small pilots)")
-    lines += [f"warning: {w}" for w in plan["warnings"]]
+    lines += [f"warning: {w}" for w in plan.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -202,6 +212,6 @@ def run_command(args) -> int:
     if args.json:
         print(json.dumps(_finite(plan), indent=2, allow_nan=False))
     else:
-        print(format_plan(plan))
+        print(format_plan({**plan, "warnings": []} if getattr(args, "quiet", False) else plan))
     sys.stdout.flush()
     return 0

@@ -9,6 +9,7 @@ import sys
 import time
 
 from ..errors import ConfigError, check_int
+from .progress import Lines, add_progress_arguments, every_seconds, is_terminal
 
 #: Chains per series at scale 1: :data:`jaxcollapse.studies.paper.CHAINS` (not imported here: the studies load
 #: NumPy and SciPy, and the parser must stay light).
@@ -32,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiplies chain and generation counts, e.g. 0.05 for a quick look (default: 1)")
     parser.add_argument("--pdf", action="store_true", help="also write NAME.pdf")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_progress_arguments(parser, quiet=False)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
 def _call(fn, out, *, scale, seed, progress, chains, pdf):
@@ -59,6 +61,7 @@ def run_command(args) -> int:
     from ..io.rundir import write_text
     from ..studies.paper import FIGURES, check_scale, headline_lines
 
+    every = every_seconds(args.progress_every)
     names = list(FIGURES)
     if args.figure != "all" and args.figure not in FIGURES:
         raise ConfigError(f"figure must be one of {', '.join(names)} or all, got {args.figure!r}")
@@ -71,22 +74,39 @@ def run_command(args) -> int:
         raise ConfigError(f"--out {out} exists and is not a directory")
     chosen = names if args.figure == "all" else [args.figure]
 
+    # the studies report each finished series as a line; in a batch job a line every `every` seconds says too
+    # which figure runs, how many are done, the time per figure and the time left
+    lines = None
+    if not args.quiet and every > 0 and not is_terminal(sys.stderr):
+        lines = Lines(sys.stderr, "jaxcollapse reproduce", every, unit="figures")
+
     def progress(msg: str) -> None:
         if not args.quiet:
             print(f"  {msg}", file=sys.stderr, flush=True)
+        if lines is not None:
+            lines.update(what=f"{current}: {msg}")
 
     t_all = time.perf_counter()
     times = {}
-    for name in chosen:
-        if not args.quiet:
-            print(f"{name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        headline = _call(FIGURES[name], out, scale=args.scale, seed=args.seed, progress=progress,
-                         chains=args.chains, pdf=args.pdf)
-        times[name] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: {times[name]:.1f} s -> {out / (name + '.png')}, {name}.csv, {name}.json")
-        for line in headline_lines(headline):
-            print(f"  {line}")
+    try:
+        for i, name in enumerate(chosen):
+            current = name
+            if not args.quiet:
+                print(f"{name} ...", file=sys.stderr, flush=True)
+            if lines is not None:
+                lines(i, len(chosen))
+                lines.update(what=f"{name} running")
+            t0 = time.perf_counter()
+            headline = _call(FIGURES[name], out, scale=args.scale, seed=args.seed, progress=progress,
+                             chains=args.chains, pdf=args.pdf)
+            times[name] = round(time.perf_counter() - t0, 1)
+            if lines is not None:
+                lines(i + 1, len(chosen))
+                lines.update(what=f"{name} done")
+            _report(name, times[name], out, headline, headline_lines)
+    finally:
+        if lines is not None:
+            lines.close()
     total = time.perf_counter() - t_all
     if args.figure == "all":
         summary = {"figures": times, "wall_time_s": round(total, 1), "scale": args.scale, "seed": args.seed,
@@ -96,3 +116,10 @@ def run_command(args) -> int:
         write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
         print(f"all: {total:.1f} s in total -> {out / 'summary.json'}")
     return 0
+
+
+def _report(name, seconds, out, headline, headline_lines) -> None:
+    print(f"{name}: {seconds:.1f} s -> {out / (name + '.png')}, {name}.csv, {name}.json")
+    for line in headline_lines(headline):
+        print(f"  {line}")
+    sys.stdout.flush()

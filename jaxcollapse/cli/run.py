@@ -13,6 +13,7 @@ import time
 from ..engine.host import available_memory, clock, rate_text, size_text
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG
+from .progress import every_seconds, reporter
 from .settings import RunSettings, rerun_command, resolve, training
 
 #: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
@@ -44,7 +45,8 @@ def host_bytes(chains: int, generations: int, contexts: int, vocab: int, *, trac
 
 
 class Progress:
-    """A one-line progress bar on a TTY: chain-generations done, rate and ETA."""
+    """A one-line progress bar on a TTY: chain-generations done, rate and ETA (elsewhere the command prints
+    plain lines: :class:`jaxcollapse.cli.progress.Lines`)."""
 
     def __init__(self, stream, width: int = 28):
         self.stream = stream
@@ -156,6 +158,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from ..io.rundir import check_out_dir, context_stats, format_contexts, save_result, theory_for, theory_lines
 
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
+    every = every_seconds(getattr(args, "progress_every", None))
     settings = resolve(flags, args.config)
     res = settings.resolved
     devices = _local_devices(res["devices"])
@@ -213,9 +216,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             how = ("the corpus tokens that follow a kept context: each context is refitted on its corpus count"
                    if size == settings.corpus.events else "split over the contexts by frequency")
             print(f"sample size per generation: {size:,} tokens ({how})")
-    progress = None
-    if not quiet and sys.stderr.isatty():
-        progress = Progress(sys.stderr)
+    progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Progress(sys.stderr))
     from ..engine.simulate import simulate
     launcher = _trained_launcher(settings) if trained else simulate
 
@@ -328,8 +329,9 @@ def cmd_plot(args) -> int:
     run = load_run(args.dir)
     files = plot_run(run, formats=formats)
     add_to_manifest(run.path, plots=[os.path.relpath(p, run.path) for p in files])
-    for f in files:
-        print(f)
+    if not getattr(args, "quiet", False):
+        for f in files:
+            print(f)
     return 0
 
 

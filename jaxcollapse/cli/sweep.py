@@ -10,6 +10,7 @@ import time
 
 from ..engine.host import clock
 from ..errors import check_float, check_int
+from .progress import add_progress_arguments, every_seconds, reporter
 
 DESCRIPTION = """Run a parameter sweep from a TOML file: a product grid and/or a list of points over any setting
 (regime, synthetic, real, size, fraction, window, train, initial, vocab, support, exponent, temperature, top_k,
@@ -42,7 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plot", action="store_true", help="draw the phase diagrams (OUT/plots/) when finished")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a sweep in --out that has other chains, generations or seed")
-    parser.add_argument("--quiet", action="store_true", help="print only the results line and errors")
+    add_progress_arguments(parser, quiet=False)
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the results line and errors")
 
 
 def _command(args) -> str:
@@ -67,6 +69,7 @@ def run_command(args) -> int:
     from ..sweeps.store import finished_points, prepare_out, write_tables
     from ..sweeps.sweep import SweepResult, merge
 
+    every = every_seconds(args.progress_every)
     spec = as_spec(args.spec, {"chains": args.chains, "generations": args.generations, "seed": args.seed,
                                 "memory": None if args.memory is None else int(check_float(
                                     "memory", args.memory, low=0.0, low_open=True) * 2**20),
@@ -96,7 +99,9 @@ def run_command(args) -> int:
     todo = [p for p in plan.points if p.index not in done]
     if todo and not args.quiet:
         say(estimate(plan, hosts).describe())
-    progress = None if args.quiet else Progress(sys.stderr, len(plan.points), len(done))
+    progress = reporter(sys.stderr, "jaxcollapse sweep", every, quiet=args.quiet,
+                        tty_factory=lambda: Progress(sys.stderr, len(plan.points), len(done)),
+                        points_total=len(plan.points), points_before=len(done))
     t0 = time.perf_counter()
     try:
         ran = run_plan(plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
@@ -145,36 +150,27 @@ def _finish(args, res, say) -> int:
 
 
 class Progress:
-    """Progress over the whole sweep on a stream: points done, chain-generations per second, ETA.
-    On a terminal one line is redrawn; elsewhere a line is printed at most every ``every`` seconds."""
+    """Progress over the whole sweep on a terminal, one line redrawn: points done, chain-generations per second,
+    ETA (elsewhere the command prints plain lines: :class:`jaxcollapse.cli.progress.Lines`)."""
 
-    def __init__(self, stream, points_total: int, points_before: int = 0, every: float = 10.0):
-        self.stream, self.total_points, self.before, self.every = stream, points_total, points_before, every
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+    def __init__(self, stream, points_total: int, points_before: int = 0):
+        self.stream, self.total_points, self.before = stream, points_total, points_before
         self.t0 = time.perf_counter()
-        self.last = -every
         self.width = 0
 
     def __call__(self, done: int, total: int, points_done: int, fraction: float | None = None) -> None:
         now = time.perf_counter() - self.t0
-        final = done >= total
-        if not self.tty and not final and now - self.last < self.every:
-            return
-        self.last = now
         rate = done / now if now > 0 else 0.0
         frac = done / max(total, 1) if fraction is None else fraction
         eta = now * (1 - frac) / frac if frac >= 0.01 else float("nan")
         text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * frac:.0f}% "
                 f"of this run, {rate / 1e3:.1f}k chain-generations/s, "
                 f"ETA {clock(eta) if math.isfinite(eta) else '?'}")
-        if self.tty:
-            self.stream.write("\r" + text + " " * max(0, self.width - len(text)))
-            self.width = len(text)
-        else:
-            self.stream.write(text + "\n")
+        self.stream.write("\r" + text + " " * max(0, self.width - len(text)))
+        self.width = len(text)
         self.stream.flush()
 
     def close(self) -> None:
-        if self.tty and self.width:
+        if self.width:
             self.stream.write("\n")
             self.stream.flush()

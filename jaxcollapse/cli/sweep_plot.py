@@ -11,12 +11,14 @@ def add_arguments(parser) -> None:
                         "first of size, fraction, ... that varies)")
     parser.add_argument("--y", default=None, help="setting on the y axis")
     parser.add_argument("--format", default="png", help="comma-separated formats (default: png)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="do not list the files written")
 
 
 def run_command(args) -> int:
     from ..sweeps.phase import plot_sweep
 
     made = plot_sweep(args.dir, args.x, args.y, tuple(f.strip() for f in args.format.split(",") if f.strip()))
-    for path in made:
-        print(path)
+    if not args.quiet:
+        for path in made:
+            print(path)
     return 0

@@ -6,10 +6,64 @@ from __future__ import annotations
 import os
 
 
-def available_memory() -> int | None:
-    """Available host memory in bytes (MemAvailable, else physical pages), or None if unknown."""
+#: Files holding this process's memory limit: cgroup v2 (``memory.max``, "max" = none) and v1
+#: (``memory.limit_in_bytes``, a huge number = none), at the root of the cgroup file system as a container sees
+#: it. The process's own cgroup, from ``/proc/self/cgroup``, is tried before them.
+CGROUP_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+PROC_CGROUP = "/proc/self/cgroup"
+MEMINFO = "/proc/meminfo"
+#: Limits at or above this many bytes (cgroup v1 writes 2^63 rounded down to a page) mean "no limit".
+NO_LIMIT = 1 << 60
+
+
+def _own_cgroup_files() -> list[str]:
+    """The limit files of the cgroup this process belongs to (``/proc/self/cgroup``), v2 then v1."""
+    found = []
     try:
-        with open("/proc/meminfo") as f:
+        with open(PROC_CGROUP) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3 or parts[2] in ("", "/"):
+            continue
+        path = parts[2].lstrip("/")
+        if parts[0] == "0" and parts[1] == "":
+            found.append(os.path.join("/sys/fs/cgroup", path, "memory.max"))
+        elif "memory" in parts[1].split(","):
+            found.append(os.path.join("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes"))
+    return found
+
+
+def cgroup_memory_limit(files=None) -> int | None:
+    """The memory limit of this process's cgroup in bytes (v2 ``memory.max`` or v1
+    ``memory.limit_in_bytes``; the smallest of the files found), or None if there is none or no file can be read.
+
+    ``files``: the files to read (default: the process's own cgroup, then :data:`CGROUP_LIMIT_FILES`)."""
+    if files is None:
+        files = [*_own_cgroup_files(), *CGROUP_LIMIT_FILES]
+    limits = []
+    for path in files:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text == "max":
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            continue
+        if 0 < value < NO_LIMIT:
+            limits.append(value)
+    return min(limits) if limits else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open(MEMINFO) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -19,6 +73,14 @@ def available_memory() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def available_memory() -> int | None:
+    """Host memory available to this process in bytes, or None if unknown: the smaller of the machine's
+    ``MemAvailable`` (else its physical memory) and the memory limit of the process's cgroup (a container's or
+    a batch job's limit, e.g. SLURM's ``--mem``), which the kernel enforces by killing the process."""
+    known = [b for b in (_meminfo_available(), cgroup_memory_limit()) if b is not None]
+    return min(known) if known else None
 
 
 def clock(s: float) -> str:

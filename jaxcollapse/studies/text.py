@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import check_float, check_int
 
-DATA = pathlib.Path(__file__).parent.parent / "data"
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data"  # jaxcollapse/data
 DEFAULT_TEXT = DATA / "tales.txt"
 
 
@@ -48,9 +48,6 @@ def _write(out: pathlib.Path, name: str, rows: list[dict], headline: dict, fig) 
     tmp = out / f".{name}.png.tmp"
     fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     os.replace(tmp, out / f"{name}.png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _cell(v) -> str:
@@ -86,10 +83,7 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
     Writes ``fig5.png``, ``fig5.csv`` (estimator, synthetic_fraction, generation, mean, ci_low, ci_high, chains)
     and ``fig5.json``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list are left alone
 
     from ..core.autoregressive import autoregressive
     from ..io.corpus import ngram_model
@@ -107,8 +101,8 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
                           "contexts": corpus.initial.contexts, "vocab": corpus.initial.vocab,
                           "contexts_sampled": contexts_sampled, "seed": seed, "training": training.describe(),
                           "text": "built-in tales.txt" if text is None else "given", "l1_at_last": {}}
-    fig, axes = plt.subplots(1, len(estimators), figsize=(5 * len(estimators), 3.8), sharey=True, squeeze=False)
-    axes = axes[0]
+    fig = Figure(figsize=(5 * len(estimators), 3.8))
+    axes = fig.subplots(1, len(estimators), sharey=True, squeeze=False)[0]
     for ax, estimator in zip(axes, estimators):
         for fraction, color in ((1.0, "C3"), (0.5, "C1"), (0.2, "C0")):
             _tick(progress, f"fig5 {estimator} {fraction:g}")
@@ -149,10 +143,7 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     the contexts by frequency (each context refitted on its corpus count). Records the weighted L1 to
     ``p^(0)`` and the missing mass at every generation. Writes ``context_length.{png,csv,json}``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list are left alone
 
     from ..io.corpus import ngram_model
     from ..core.regimes import fully_synthetic
@@ -165,7 +156,8 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     training = Training(optimizer="adam", learning_rate=0.1, steps=100, dim=16)
     rows, headline = [], {"chains": chains, "generations": generations, "training": training.describe(),
                           "orders": {}}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     estimators = ("count", "softmax", "embedding")
     for estimator, marker in zip(estimators, ("o", "s", "^")):
         finals, missing = [], []
@@ -229,10 +221,7 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     (the paper's ``p``), fully synthetic with ``n`` samples per generation. Records collapse (fraction of
     chains with one token above the floor), missing mass, the smallest probability on the original support,
     and the L1 distance to ``p^(0)``. Writes ``training.{png,csv,json}``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list are left alone
 
     from ..core.initial import zipf
     from ..core.regimes import fully_synthetic
@@ -243,7 +232,8 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     chains = _chains(64, scale)
     p = zipf(600, 1.1, 52)
     rows, headline = [], {"chains": chains, "n": n, "generations": generations, "variants": {}}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     for i, (label, estimator, opts) in enumerate(TRAINING_VARIANTS):
         _tick(progress, f"training {label}")
         training = Training(**{"optimizer": "adam", "learning_rate": 0.1, "steps": 100, **opts})
@@ -296,10 +286,7 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
     text), same token budget (the corpus's token count), counting estimator. Writes
     ``generation_modes.{png,csv,json}`` with the weighted L1 to ``p^(0)``, the missing mass and the drift of
     the context frequencies."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list are left alone
 
     from ..core.autoregressive import autoregressive
     from ..io.corpus import ngram_model
@@ -310,7 +297,8 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
     chains = _chains(16, scale)
     corpus = ngram_model(default_text() if text is None else text, order=order)
     rows, headline = [], {"chains": chains, "order": order, "tokens": corpus.events, "modes": {}}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for i, (label, regime) in enumerate((("independent contexts", fully_synthetic(corpus.events)),
                                          ("autoregressive text", autoregressive(corpus.events)))):
         _tick(progress, f"generation modes {label}")

@@ -102,10 +102,7 @@ def _initial_probs(settings):
 
 def plot_sweep(out, x: str | None = None, y: str | None = None, formats=("png",)) -> list:
     """Draw the phase diagrams of the sweep in ``out`` into ``out/plots/``; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list are left alone
 
     from ..io.rundir import atomic_file
 
@@ -120,7 +117,8 @@ def plot_sweep(out, x: str | None = None, y: str | None = None, formats=("png",)
     for s, rec in rows:
         facets.setdefault(tuple(json_key(s.get(k)) for k in facet_keys), []).append((s, rec))
     nrow = len(facets)
-    fig, axes = plt.subplots(nrow, 3, figsize=(15, 3.9 * nrow + 0.4), squeeze=False)
+    fig = Figure(figsize=(15, 3.9 * nrow + 0.4))
+    axes = fig.subplots(nrow, 3, squeeze=False)
     theory_cache = {}
     for r, (fkey, items) in enumerate(sorted(facets.items())):
         xs = sorted({s[x] for s, _ in items if s.get(x) is not None})
@@ -200,7 +198,6 @@ def plot_sweep(out, x: str | None = None, y: str | None = None, formats=("png",)
         with atomic_file(path) as f:
             fig.savefig(f, format=fmt, dpi=110)
         made.append(path)
-    plt.close(fig)
     return made
 
 
