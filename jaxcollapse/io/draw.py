@@ -343,7 +343,7 @@ def sweep_figure(items, metric: str, x: str | None, groups, *, generation: int, 
         gen_axis = np.arange(len(mean))
         fin = np.isfinite(mean)
         left.plot(gen_axis[fin], np.asarray(mean)[fin], color=color(xv), ls=styles[gi % len(styles)], lw=1.3)
-        if len(items) <= 6:
+        if len(items) <= 4:                       # more bands than that hide each other
             band = fin & np.isfinite(lo) & np.isfinite(hi)
             left.fill_between(gen_axis, np.where(band, lo, np.nan), np.where(band, hi, np.nan), color=color(xv),
                               alpha=0.15, lw=0)
