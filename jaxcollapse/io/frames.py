@@ -227,10 +227,6 @@ def _setting_array(values):
                      for v in vals], dtype=object)
 
 
-def _stats(rec: dict, key: str) -> np.ndarray:
-    return np.asarray(rec[key])
-
-
 def sweep_frame(points, records: dict, columns, what: str = "to_pandas"):
     """The sweep's ``table.csv`` as a DataFrame: one row per (point, generation, metric), points in sweep order,
     generations, then the record's metrics and ``collapsed`` (the fraction of chains collapsed by that
@@ -253,7 +249,7 @@ def sweep_frame(points, records: dict, columns, what: str = "to_pandas"):
         block = {}
         for k, extra in (("mean", frac), ("sd", sd), ("ci_low", ci.low), ("ci_high", ci.high),
                          ("n", np.full(width, chains))):
-            block[k] = np.concatenate([_stats(rec, k), np.asarray(extra)[None]], axis=0).T.ravel()
+            block[k] = np.concatenate([np.asarray(rec[k]), np.asarray(extra)[None]], axis=0).T.ravel()
         nrow = width * len(names)
         df = pd.DataFrame({
             "point": np.full(nrow, p.index, np.int64), "id": [p.id] * nrow,
