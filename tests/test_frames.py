@@ -121,8 +121,9 @@ def test_result_to_pandas(result):
         result.to_pandas("bogus")
 
 
-def test_result_to_xarray(result):
+def test_result_to_xarray(result, truth):
     _check_dataset(result.to_xarray(), result)
+    _check_dataset(result.to_xarray(initial=truth), result, truth)
 
 
 def test_result_plot_and_theory(result, truth):

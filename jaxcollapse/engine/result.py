@@ -232,14 +232,15 @@ class Result:
 
         return result_frame(self, kind)
 
-    def to_xarray(self):
+    def to_xarray(self, *, initial=None):
         """An xarray Dataset with dims ``metric``, ``chain``, ``generation`` (and ``context``, ``token``):
         ``trace``, ``summary_mean``/``sd``/``ci_low``/``ci_high``/``n``/``infinite``, ``collapsed_fraction``,
         ``collapse_time`` (NaN = censored), ``censored``, the per-context collapse records, ``final`` and the
-        truth when known; the settings in ``attrs`` (see :func:`jaxcollapse.io.frames.result_dataset`)."""
+        truth (``self.initial`` or ``initial``) when known; the settings in ``attrs`` (see
+        :func:`jaxcollapse.io.frames.result_dataset`)."""
         from ..io.frames import result_dataset
 
-        return result_dataset(self, self.initial)
+        return result_dataset(self, self._truth(initial))
 
     def _repr_html_(self) -> str:
         from ..io.draw import result_html

@@ -194,13 +194,15 @@ def rank_frequency_panel(ax, models: dict, truth=None, weights=None, *, legend: 
     gens = sorted(models)
     cmap = matplotlib.colormaps["viridis"]
     vocab = None
+    contexts = np.shape(truth)[0] if truth is not None else (np.shape(models[gens[0]])[-2] if gens else 1)
+    per = " per context" if contexts > 1 else ""
     if truth is not None:
         curve, alive = ranked(truth, weights)
         vocab = curve.size
         r = np.arange(1, curve.size + 1)
         keep = curve > 0
         ax.plot(r[keep], curve[keep], color="k", ls="--", lw=1.6, marker="o", ms=2.5,
-                label=f"truth p⁽⁰⁾ ({alive:.3g} tokens alive)")
+                label=f"truth p⁽⁰⁾ ({alive:.3g} tokens alive{per})")
     for i, g in enumerate(gens):
         curve, alive = ranked(models[g], weights)
         vocab = curve.size
@@ -209,7 +211,7 @@ def rank_frequency_panel(ax, models: dict, truth=None, weights=None, *, legend: 
         color = cmap(0.1 + 0.8 * i / max(len(gens) - 1, 1))
         chains = 1 if np.ndim(models[g]) == 2 else min(len(models[g]), RANK_CHAINS)
         ax.plot(r[keep], curve[keep], color=color, lw=1.4, marker="o", ms=2,
-                label=f"generation {g}: {alive:.3g} tokens alive (mean of {chains:,} chains)")
+                label=f"generation {g}: {alive:.3g} tokens alive{per} (mean of {chains:,} chains)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     from matplotlib.ticker import FuncFormatter
