@@ -82,7 +82,8 @@ def test_run_with_flags_writes_a_complete_run(base_run):
     assert manifest["argv"][:2] == ["jaxcollapse", "run"]
     assert manifest["command"].startswith("jaxcollapse run ")
     assert sorted(manifest["plots"]) == sorted(["plots/traces.png", "plots/traces.pdf", "plots/collapse.png",
-                                                "plots/collapse.pdf"])
+                                                "plots/collapse.pdf", "plots/rank_frequency.png",
+                                                "plots/rank_frequency.pdf"])
     # summary.csv: tidy, every field numeric (pandas-readable)
     rows = read_csv(d / "summary.csv")
     assert list(rows[0]) == ["generation", "metric", "mean", "sd", "ci_low", "ci_high", "n"]

@@ -1,4 +1,10 @@
-"""The :class:`Result` of a study and the streaming per-generation summary behind it."""
+"""The :class:`Result` of a study and the streaming per-generation summary behind it.
+
+A Result is also an object to work with in a notebook: :meth:`Result.plot`, :meth:`Result.plot_rank_frequency`,
+:meth:`Result.to_pandas`, :meth:`Result.to_xarray` and a rich (HTML) display. Their code is in
+:mod:`jaxcollapse.io.draw` and :mod:`jaxcollapse.io.frames` (shared with a loaded run and a sweep), imported when
+a method is called; those modules import nothing from the engine, so the import graph has no cycle.
+"""
 
 from __future__ import annotations
 
@@ -90,6 +96,8 @@ class Result:
       final: ``(chains, contexts, vocab)`` float64 final models, or ``None`` when not kept.
       settings: the study's settings (regime, sizes, decoding, seed, ...), JSON-friendly.
       wall_time: seconds, compilation included.
+      initial: the truth ``p^(0)`` (an :class:`~jaxcollapse.Initial`) when known (a loaded run sets it); the
+        exact theory overlays and the rank–frequency figure need it (or an ``initial=`` argument).
     """
 
     traces: dict | None
@@ -103,6 +111,7 @@ class Result:
     wall_time: float
     chains: int
     generations: int
+    initial: object | None = None
 
     @property
     def collapsed(self) -> np.ndarray:
@@ -160,9 +169,88 @@ class Result:
                          f"range {t.min()}–{t.max()} generations")
         return "\n".join(lines)
 
+    # --------------------------------------------------------------------------------------------
+    # in a notebook
+
+    def _truth(self, initial=None):
+        if initial is None:
+            return self.initial
+        from ..core.initial import as_initial
+
+        return as_initial(initial)
+
+    def theory(self, initial=None):
+        """The exact theory that applies to this run (:func:`jaxcollapse.io.report.theory_for`): a
+        :class:`~jaxcollapse.stats.lookup.Theory`, empty (with a ``note``) when none applies or the truth is
+        unknown. ``initial``: the truth, when the result does not carry it."""
+        from ..io.report import theory_for
+
+        return theory_for(self.settings, self._truth(initial), self.generations)
+
+    def _title(self) -> str:
+        return f"{self.settings.get('regime', '?')}  ·  {self.chains:,} chains × {self.generations:,} generations"
+
+    def plot(self, metric: str = "collision", ax=None, *, initial=None, chains: int = 5):
+        """The figure of one metric per generation (the panel of the run's ``traces`` figure): the mean over chains
+        with its 95% band, the first ``chains`` chains faint and the exact theory where it applies (needs the
+        truth: ``self.initial`` or ``initial``). Draws on ``ax`` if given; returns the matplotlib Figure."""
+        from ..io.draw import metric_figure
+
+        if metric not in self.summary:
+            raise ValueError(f"unknown metric {metric!r}; this result has {', '.join(self.summary)}")
+        curves = self.theory(initial).curves.get(metric, [])
+        traces = None if self.traces is None else self.traces.get(metric)
+        return metric_figure(metric, self.summary[metric], traces, curves, title=self._title(), ax=ax,
+                             faint=chains)
+
+    def plot_rank_frequency(self, generations=None, *, models=None, initial=None, ax=None):
+        """Rank–frequency (tail loss): the truth's probabilities in decreasing order against token rank (log–log)
+        and, for each of ``generations``, every chain's model ranked the same way and averaged over chains rank
+        by rank (per context, weighted by context, for an n-gram table).
+
+        The models come from the kept final models (the last generation) and ``models``: the ``(chains, G+1,
+        contexts, vocab)`` array of :func:`jaxcollapse.engine.simulate.trajectories` (same arguments as
+        ``simulate``: the same chains) or a dict ``{generation: (chains, contexts, vocab)}``. ``generations``
+        defaults to up to five spread over those available. Returns the matplotlib Figure."""
+        from ..io.draw import models_by_generation, rank_frequency_figure
+
+        truth = self._truth(initial)
+        found = models_by_generation(self.final, self.generations, models)
+        return rank_frequency_figure(found, None if truth is None else truth.probs,
+                                     None if truth is None else truth.weights, generations=generations,
+                                     title=self._title(), ax=ax)
+
+    def to_pandas(self, kind: str = "summary"):
+        """A pandas DataFrame (``pip install 'jaxcollapse[io]'``).
+
+        ``kind="summary"``: one row per (generation, metric), columns ``generation, metric, mean, sd, ci_low,
+        ci_high, n``, as ``summary.csv``. ``"chains"``: one row per (metric, chain, generation), columns
+        ``chain, generation, metric, value, collapse_time, censored`` (``collapse_time`` is NA for a censored
+        chain). ``"collapse"``: one row per chain, ``chain, collapse_time, censored`` (and ``token`` for one
+        context)."""
+        from ..io.frames import result_frame
+
+        return result_frame(self, kind)
+
+    def to_xarray(self, *, initial=None):
+        """An xarray Dataset with dims ``metric``, ``chain``, ``generation`` (and ``context``, ``token``):
+        ``trace``, ``summary_mean``/``sd``/``ci_low``/``ci_high``/``n``/``infinite``, ``collapsed_fraction``,
+        ``collapse_time`` (NaN = censored), ``censored``, the per-context collapse records, ``final`` and the
+        truth (``self.initial`` or ``initial``) when known; the settings in ``attrs`` (see
+        :func:`jaxcollapse.io.frames.result_dataset`)."""
+        from ..io.frames import result_dataset
+
+        return result_dataset(self, self._truth(initial))
+
+    def _repr_html_(self) -> str:
+        from ..io.draw import result_html
+
+        return result_html(self, self.theory().curves.get("collision", []), title="jaxcollapse Result")
+
     def __repr__(self) -> str:
+        done = int(self.collapsed.sum())
         return (f"Result({self.settings.get('regime', '?')}, chains={self.chains}, "
-                f"generations={self.generations}, wall_time={self.wall_time:.2f}s)")
+                f"generations={self.generations}, collapsed={done}/{self.chains}, wall_time={self.wall_time:.2f}s)")
 
 
 METRIC_NAMES = tuple(METRICS)

@@ -12,6 +12,13 @@
   per-context median collapse times, and per-context L1 drift when per-context traces were kept.
 * ``simplex`` (3-token vocabularies, the paper's Figure 1): trajectories of the first chains in barycentric
   coordinates, points coloured by generation.
+* ``rank_frequency`` (when the final models were kept): the truth's probabilities in decreasing order against
+  token rank (log–log), and the models of a few generations ranked the same way, averaged over chains rank by
+  rank: the tail of the truth is lost first. The last generation comes from the final models, earlier ones from
+  the saved trajectories of the first chains when there are any.
+
+The panels are drawn by :mod:`jaxcollapse.io.draw` from arrays, the same code as ``Result.plot`` and
+``Result.plot_rank_frequency`` in a notebook.
 
 ``plot_run(directory)`` writes them all to ``directory/plots/``; ``jaxcollapse plot DIR`` calls it.
 """
@@ -23,22 +30,13 @@ import os
 import numpy as np
 
 from ..engine.result import METRIC_NAMES
+from .draw import FAINT_CHAINS, Figure, metric_panel, models_by_generation, rank_frequency_figure
 from .rundir import PLOTS, Run, atomic_file, load_run
 
-#: Faint individual chains drawn on each trace panel.
-FAINT_CHAINS = 5
 FORMATS = ("png", "pdf")
-
-_UNITS = {
-    "collision": "Σ p²", "max_prob": "max p", "l1_initial": "‖p − p⁽⁰⁾‖₁", "l1_first": "‖p − p⁽¹⁾‖₁",
-    "entropy": "entropy (nats)", "support": "tokens alive", "missing_mass": "p⁽⁰⁾ mass lost",
-    "kl": "KL(p⁽⁰⁾ ‖ p) (nats)",
-}
 
 
 def _figure(*args, **kwargs):
-    from matplotlib.figure import Figure
-
     return Figure(*args, **kwargs)
 
 
@@ -63,7 +61,6 @@ def _title(run: Run) -> str:
 def plot_traces(run: Run, folder: str, formats=FORMATS) -> list[str]:
     """Metric traces: mean with 95% CI band, a few chains faint, theory overlaid."""
     res = run.result
-    g = np.arange(res.generations + 1)
     theory = run.theory
     metrics = [m for m in METRIC_NAMES if m in res.summary] + [m for m in res.summary if m not in METRIC_NAMES]
     cols = 4
@@ -71,53 +68,12 @@ def plot_traces(run: Run, folder: str, formats=FORMATS) -> list[str]:
     fig = _figure(figsize=(4.2 * cols, 3.3 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, m in zip(axes, metrics):
-        s = res.summary[m]
-        if res.traces is not None and m in res.traces:
-            tr = res.traces[m][:FAINT_CHAINS]
-            for row in tr:
-                ax.plot(g, np.where(np.isfinite(row), row, np.nan), color="0.55", lw=0.6, alpha=0.45)
-        finite = np.isfinite(s.mean)
-        ax.plot(g[finite], s.mean[finite], color="C0", lw=1.6, label="mean")
-        band = finite & np.isfinite(s.ci_low) & np.isfinite(s.ci_high)
-        ax.fill_between(g, np.where(band, s.ci_low, np.nan), np.where(band, s.ci_high, np.nan), color="C0",
-                        alpha=0.25, lw=0, label="95% CI")
-        for i, c in enumerate(theory.curves.get(m, [])):
-            ax.plot(g, c.values, color="C3" if i == 0 else "C1", ls=c.style, lw=1.2, label=c.label)
-        inf = np.isinf(s.mean)
-        if inf.any():
-            _infinite_panel(ax, g, s, res.traces.get(m) if res.traces is not None else None)
-        ax.set_title(m, fontsize=10)
-        ax.set_xlabel("generation")
-        ax.set_ylabel(_UNITS.get(m, m), fontsize=9)
-        ax.grid(alpha=0.3)
-        if m == "collision" or m in theory.curves:
-            ax.legend(fontsize=7, loc="best")
+        traces = res.traces.get(m) if res.traces is not None else None
+        metric_panel(ax, m, res.summary[m], traces, theory.curves.get(m, []), faint=FAINT_CHAINS)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     fig.suptitle(_title(run), fontsize=10)
     return _save(fig, folder, "traces", formats)
-
-
-def _infinite_panel(ax, g, s, traces) -> None:
-    """A metric whose mean is +inf (KL once a token is lost): the mean over the chains where it is finite, and
-    the share of chains where it is infinite on a second axis."""
-    first = int(np.argmax(np.isinf(s.mean)))
-    if traces is not None:
-        fin = np.isfinite(traces)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m = np.where(fin.any(axis=0), np.where(fin, traces, 0).sum(axis=0) / np.maximum(fin.sum(axis=0), 1),
-                         np.nan)
-        (line,) = ax.plot(g, m, color="C0", lw=1.6, ls="--", label="mean over chains where finite")
-        ax.legend(handles=[line], fontsize=7, loc="upper left")
-    twin = ax.twinx()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.asarray(s.infinite) / np.maximum(np.asarray(s.n), 1)
-    twin.plot(g, share, color="C2", lw=1.2, label="share of chains with +∞")
-    twin.set_ylim(-0.02, 1.02)
-    twin.set_ylabel("share of chains with +∞", fontsize=8, color="C2")
-    ax.text(0.98, 0.5, f"mean = +∞ from generation {first}\n(a token of p⁽⁰⁾ lost)", transform=ax.transAxes,
-            ha="right", va="center", fontsize=8)
-    twin.legend(fontsize=7, loc="lower right")
 
 
 def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
@@ -285,6 +241,18 @@ def plot_simplex(run: Run, folder: str, formats=FORMATS) -> list[str]:
     return _save(fig, folder, "simplex", formats)
 
 
+def plot_rank_frequency(run: Run, folder: str, formats=FORMATS) -> list[str]:
+    """Rank–frequency of the truth and the models (final models, and saved trajectories when there are any)."""
+    res = run.result
+    if res.final is None:
+        return []
+    models = models_by_generation(res.final, res.generations, run.arrays.get("trajectories"))
+    init = run.initial
+    fig = rank_frequency_figure(models, None if init is None else init.probs, None if init is None else init.weights,
+                                title=_title(run))
+    return _save(fig, folder, "rank_frequency", formats)
+
+
 def plot_run(run, out_dir: str | None = None, formats=FORMATS) -> list[str]:
     """Draw every figure of a run (a :class:`~jaxcollapse.results_io.Run` or its directory) into
     ``out_dir`` (default ``<run>/plots``); returns the files written."""
@@ -297,4 +265,5 @@ def plot_run(run, out_dir: str | None = None, formats=FORMATS) -> list[str]:
     if run.initial is not None and run.result.context_collapse_time.shape[1] > 1:
         files += plot_contexts(run, folder, formats)
     files += plot_simplex(run, folder, formats)
+    files += plot_rank_frequency(run, folder, formats)
     return files

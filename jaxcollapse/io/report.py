@@ -12,14 +12,16 @@ import csv
 import io
 import math
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..core.initial import Initial
-from ..engine.result import Result
 from ..errors import ConfigError
 from ..stats.lookup import Curve, Theory, exact_theory
+
+if TYPE_CHECKING:                  # the engine's Result calls theory_for: no import of the engine at run time
+    from ..engine.result import Result
 
 __all__ = ["ContextStats", "context_stats", "earliest_contexts", "contexts_csv", "format_contexts", "Curve",
            "Theory", "theory_for", "theory_lines"]

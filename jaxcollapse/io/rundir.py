@@ -238,13 +238,16 @@ def save_result(result: Result, directory, config: dict | None = None, argv=None
       directory: the run directory; it must not exist, be empty, or (with ``overwrite``) hold a finished run.
       config: the resolved configuration (JSON-friendly); its ``seed`` is recorded too.
       argv: the command line that produced it (default ``sys.argv``).
-      initial: the truth ``p^(0)`` (needed to redraw theory curves and the simplex picture later).
+      initial: the truth ``p^(0)`` (needed to redraw theory curves and the simplex picture later); default
+        ``result.initial``.
       given: the configuration as given (flags and config file), recorded as is.
       command: a command line that reruns the study.
       extra: more JSON-friendly entries for the manifest (e.g. the corpus description).
       trajectories: ``(k, G+1, contexts, vocab)`` models of the first ``k`` chains, for the simplex picture.
     """
     d = os.fspath(directory)
+    if initial is None:
+        initial = getattr(result, "initial", None)
     check_out_dir(d, overwrite)
     if os.path.isdir(d) and is_run(d):
         clear_run(d)
@@ -336,9 +339,14 @@ class Run(NamedTuple):
     Attributes:
       path: the directory. manifest: the manifest dict.
       result: a :class:`Result` rebuilt from the files (summary from ``summary.csv``; traces, collapse times and
-        final models from ``traces.npz``; ``context_traces`` is None, the per-context means are in ``arrays``).
+        final models from ``traces.npz``; ``context_traces`` is None, the per-context means are in ``arrays``;
+        ``initial`` is the truth when it was saved).
       initial: the truth (with labels), or None if it was not saved.
       arrays: everything in ``traces.npz``.
+
+    In a notebook a Run is displayed with its headline numbers and a small figure; :meth:`plot`,
+    :meth:`plot_rank_frequency`, :meth:`to_pandas` and :meth:`to_xarray` are those of :class:`Result`, with the
+    saved truth and trajectories.
     """
 
     path: str
@@ -354,6 +362,46 @@ class Run(NamedTuple):
     @property
     def theory(self) -> Theory:
         return theory_for(self.result.settings, self.initial, self.result.generations)
+
+    def plot(self, metric: str = "collision", ax=None, *, chains: int = 5):
+        """The figure of one metric per generation, with the exact theory where it applies (the panel of
+        ``plots/traces.png``); see :meth:`Result.plot`."""
+        return self.result.plot(metric, ax, initial=self.initial, chains=chains)
+
+    def plot_rank_frequency(self, generations=None, *, models=None, ax=None):
+        """Rank–frequency of the truth and of the saved models (the final models and, when saved, the
+        trajectories of the first chains); see :meth:`Result.plot_rank_frequency`."""
+        if models is None and "trajectories" in self.arrays:
+            models = self.arrays["trajectories"]
+        return self.result.plot_rank_frequency(generations, models=models, initial=self.initial, ax=ax)
+
+    def to_pandas(self, kind: str = "summary"):
+        """See :meth:`Result.to_pandas`."""
+        return self.result.to_pandas(kind)
+
+    def to_xarray(self):
+        """See :meth:`Result.to_xarray`; ``attrs`` also hold the run's ``path``."""
+        from .frames import result_dataset
+
+        return result_dataset(self.result, self.initial, {"path": os.path.abspath(self.path)})
+
+    def _repr_html_(self) -> str:
+        from .draw import result_html
+
+        facts = [("directory", os.path.abspath(self.path))]
+        if self.config.get("initial_description"):
+            facts.append(("truth", str(self.config["initial_description"])))
+        return result_html(self.result, self.theory.curves.get("collision", []), title="jaxcollapse Run",
+                           facts=facts)
+
+    def __repr__(self) -> str:
+        res = self.result
+        kept = [name for name, ok in (("traces", res.traces is not None), ("final", res.final is not None),
+                                      ("initial", self.initial is not None),
+                                      ("trajectories", "trajectories" in self.arrays)) if ok]
+        return (f"Run({self.path!r}, {res.settings.get('regime', '?')}, chains={res.chains}, "
+                f"generations={res.generations}, collapsed={int(res.collapsed.sum())}/{res.chains}, "
+                f"kept={'+'.join(kept) or 'summary'})")
 
 
 def read_summary_csv(path, generations: int | None = None) -> dict:
@@ -396,16 +444,16 @@ def load_run(directory) -> Run:
     traces = {m: arrays[m] for m in summary if m in arrays} or None
     chains = int(manifest.get("chains", arrays["collapse_time"].shape[0]))
     generations = int(manifest.get("generations", len(next(iter(summary.values())).mean) - 1))
-    result = Result(traces=traces, context_traces=None, summary=summary,
-                    collapse_time=arrays["collapse_time"], collapse_token=arrays["collapse_token"],
-                    context_collapse_time=arrays["context_collapse_time"], final=arrays.get("final"),
-                    settings=manifest.get("settings") or {}, wall_time=float(manifest.get("wall_time_s") or 0.0),
-                    chains=chains, generations=generations)
     initial = None
     if "initial" in arrays:
         labels = tuple(str(x) for x in arrays["labels"]) if "labels" in arrays else None
         clabels = tuple(str(x) for x in arrays["context_labels"]) if "context_labels" in arrays else None
         initial = Initial(arrays["initial"], arrays["weights"], labels, clabels)
+    result = Result(traces=traces, context_traces=None, summary=summary,
+                    collapse_time=arrays["collapse_time"], collapse_token=arrays["collapse_token"],
+                    context_collapse_time=arrays["context_collapse_time"], final=arrays.get("final"),
+                    settings=manifest.get("settings") or {}, wall_time=float(manifest.get("wall_time_s") or 0.0),
+                    chains=chains, generations=generations, initial=initial)
     return Run(d, manifest, result, initial, arrays)
 
 

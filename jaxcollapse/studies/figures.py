@@ -139,7 +139,14 @@ def num(v):
     return round(v, 6) if abs(v) >= 1e-3 else float(f"{v:.6g}")
 
 
-def write(out: pathlib.Path, name: str, fig, table: Table, headline: dict, pdf: bool = False) -> dict:
+class Headline(dict):
+    """A figure's headline numbers (the dict written to ``NAME.json``), with the drawn matplotlib ``figure``
+    attached: in a notebook, ``FIGURES[name](out, ...).figure`` shows the figure inline."""
+
+    figure = None
+
+
+def write(out: pathlib.Path, name: str, fig, table: Table, headline: dict, pdf: bool = False) -> Headline:
     from ..io.rundir import atomic_file, write_text
 
     out.mkdir(parents=True, exist_ok=True)
@@ -148,11 +155,13 @@ def write(out: pathlib.Path, name: str, fig, table: Table, headline: dict, pdf: 
             fig.savefig(f, format=fmt, dpi=100, bbox_inches="tight")
     write_text(str(out / f"{name}.csv"), table.csv())
     write_text(str(out / f"{name}.json"), json.dumps(headline, indent=2, allow_nan=False) + "\n")
-    return headline
+    result = Headline(headline)
+    result.figure = fig
+    return result
 
 
 def new_figure(ncols: int, title: str, width: float = 5.0, height: float = 3.8):
-    from matplotlib.figure import Figure
+    from ..io.draw import Figure                  # a matplotlib Figure that a notebook shows inline
 
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]

@@ -19,6 +19,8 @@ import os
 import time
 from typing import Callable
 
+import numpy as np
+
 from ..errors import ConfigError, check_int
 from .plan import Plan, make_plan
 from .run import run_plan
@@ -26,7 +28,7 @@ from .spec import as_spec
 from .store import POINTS_DIR, finished_points, load_point, point_path, prepare_out, table_csv, write_tables
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class SweepResult:
     """What :func:`sweep` returns.
 
@@ -34,6 +36,9 @@ class SweepResult:
       plan: the :class:`Plan` (points, buckets).  records: ``{point index: record}`` of every finished point.
       ran: indices of the points computed by this call (the rest were found on disk or run by other hosts).
       complete: whether every point is finished.  wall_time: seconds.  out: the results directory or None.
+
+    In a notebook: :meth:`to_pandas` (the rows of ``table.csv``), :meth:`to_xarray` (dims ``point``,
+    ``generation``, ``metric``, ``chain``), :meth:`plot` (per-setting metric curves) and a rich display.
     """
 
     plan: Plan
@@ -47,8 +52,138 @@ class SweepResult:
     def points(self) -> list:
         return self.plan.points
 
+    @property
+    def chains(self) -> int:
+        return self.plan.spec.chains
+
+    @property
+    def generations(self) -> int:
+        return self.plan.spec.generations
+
     def table_csv(self) -> str:
         return table_csv(self.plan.points, self.records)
+
+    def _done(self) -> list:
+        return [p for p in self.plan.points if p.index in self.records]
+
+    def _columns(self) -> list:
+        from .store import _columns
+
+        return _columns(self._done())
+
+    def varying(self) -> list:
+        """The settings whose value differs between finished points (the phase-diagram axes first)."""
+        from ..io.draw import json_value
+        from .phase import AXES
+
+        done = self._done()
+        keys = []
+        for p in done:
+            keys += [k for k in p.settings if k not in keys]
+        order = [k for k in ("regime", *AXES, "initial", "sampler") if k in keys] + \
+            sorted(k for k in keys if k not in ("regime", *AXES, "initial", "sampler"))
+        return [k for k in order if len({repr(json_value(p.settings.get(k))) for p in done}) > 1]
+
+    def to_pandas(self):
+        """A pandas DataFrame of the rows of ``table.csv``: one per (point, generation, metric) with the point's
+        settings as columns and ``mean, sd, ci_low, ci_high, n``; metric ``collapsed`` is the fraction of chains
+        collapsed by that generation (Wilson 95% interval). ``pip install 'jaxcollapse[io]'``."""
+        from ..io.frames import sweep_frame
+
+        return sweep_frame(self.plan.points, self.records, self._columns())
+
+    def to_xarray(self):
+        """An xarray Dataset with dims ``point``, ``metric``, ``generation`` and ``chain``: per-generation
+        ``summary_*`` statistics, ``collapsed_fraction``, per-chain ``collapse_time`` (NaN = censored),
+        ``censored`` and ``final_value`` (each chain's metric at the last generation); the point's ``id`` and
+        settings as coordinates along ``point`` (see :func:`jaxcollapse.io.frames.sweep_dataset`)."""
+        from ..io.frames import sweep_dataset
+
+        spec = self.plan.spec
+        attrs = {"chains": spec.chains, "generations": spec.generations, "seed": spec.seed,
+                 "complete": int(self.complete), "wall_time": float(self.wall_time)}
+        if self.out is not None:
+            attrs["out"] = os.path.abspath(self.out)
+        return sweep_dataset(self.plan.points, self.records, self._columns(), attrs)
+
+    def plot(self, metric: str = "collision", x: str | None = None, *, generation: int | None = None):
+        """Per-setting metric curves: left, ``metric``'s mean over chains per generation, one curve per point
+        coloured by setting ``x``; right, its mean with the 95% interval at ``generation`` (default: the last)
+        against ``x``, one line per value of the other settings that vary. ``metric`` is a recorded metric or
+        ``"collapsed"`` (the fraction of chains collapsed, Wilson interval). ``x`` defaults to the first varying
+        setting among the phase-diagram axes (size, fraction, ...), else the regime. Returns the Figure."""
+        from ..io.draw import json_value, sweep_figure
+        from ..stats.analysis import wilson_ci
+        from .phase import AXES
+
+        done = self._done()
+        if not done:
+            raise ValueError("no finished point to plot")
+        names = list(self.records[done[0].index]["metrics"])
+        if metric not in names and metric != "collapsed":
+            raise ValueError(f"unknown metric {metric!r}; the sweep has {', '.join(names)}, collapsed")
+        varying = self.varying()
+        if x is None:
+            x = next((k for k in AXES if k in varying), "regime" if "regime" in varying else None)
+        elif all(p.settings.get(x) is None for p in done):
+            raise ValueError(f"setting {x!r} is not set by any point; settings that vary: {', '.join(varying)}")
+        groups = []
+        for k in varying:
+            if k == x:
+                continue
+            chosen = [c for c in (x, *groups) if c is not None]
+            seen = {}
+            for p in done:                 # a setting fixed by those already chosen adds no line (synthetic = size)
+                seen.setdefault(tuple(repr(json_value(p.settings.get(c))) for c in chosen), set()).add(
+                    repr(json_value(p.settings.get(k))))
+            if any(len(v) > 1 for v in seen.values()):
+                groups.append(k)
+        g = self.generations if generation is None else int(generation)
+        if not 0 <= g <= self.generations:
+            raise ValueError(f"generation must be in 0..{self.generations}, got {generation}")
+        items = []
+        for p in done:
+            rec = self.records[p.index]
+            if metric == "collapsed":
+                frac = np.asarray(rec["collapsed"], np.float64)
+                chains = int(np.asarray(rec["collapse_time"]).shape[0])
+                ci = wilson_ci(np.rint(frac * chains), chains)
+                items.append((p.settings, frac, np.asarray(ci.low), np.asarray(ci.high)))
+            else:
+                k = names.index(metric)
+                items.append((p.settings, np.asarray(rec["mean"][k]), np.asarray(rec["ci_low"][k]),
+                              np.asarray(rec["ci_high"][k])))
+        title = f"sweep · {len(done)} points · {self.chains:,} chains × {self.generations:,} generations"
+        return sweep_figure(items, metric, x, groups, generation=g, title=title)
+
+    def _repr_html_(self) -> str:
+        from ..io.draw import fmt, html_block
+        from .store import point_summary
+
+        done = self._done()
+        keys = self.varying() or ["regime"]
+        rows = []
+        for p in done[:12]:
+            ps = point_summary(self.records[p.index], self.generations)
+            rows.append([str(p.index), *(str(p.settings.get(k, "")) for k in keys),
+                         f"{100 * ps['collapsed_fraction']:.1f}% [{100 * ps['collapsed_low']:.1f}, "
+                         f"{100 * ps['collapsed_high']:.1f}]", fmt(ps.get("final_collision", float("nan")))])
+        facts = [("points", f"{len(done)} of {len(self.points)} finished"),
+                 ("chains × generations", f"{self.chains:,} × {self.generations:,}"),
+                 ("settings that vary", ", ".join(self.varying()) or "none"),
+                 ("wall time", f"{self.wall_time:.2f} s")]
+        if self.out is not None:
+            facts.append(("directory", os.path.abspath(self.out)))
+        fig = self.plot("collision") if done else None
+        head = ["point", *keys, f"collapsed by {self.generations} (Wilson 95%)", "final mean Σp²"]
+        note = f"... and {len(done) - 12} more points (to_pandas() has them all)" if len(done) > 12 else ""
+        return html_block("jaxcollapse SweepResult", facts, (head, rows), fig, note, figure_width=640)
+
+    def __repr__(self) -> str:
+        varying = self.varying() if self.records else []
+        return (f"SweepResult({len(self.records)}/{len(self.points)} points, chains={self.chains}, "
+                f"generations={self.generations}, varying={varying}, complete={self.complete}, "
+                f"wall_time={self.wall_time:.2f}s, out={self.out!r})")
 
 
 def sweep(spec, *, chains: int | None = None, generations: int | None = None, seed: int | None = None,
