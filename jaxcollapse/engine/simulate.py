@@ -118,10 +118,11 @@ def resolve_devices(devices=None) -> list:
 
 
 def _build(initial, regime, generations, decoding, smoothing, sampler, devices):
-    """A count-kernel study's ``(config, params)`` and its devices, validated (inside ``enable_x64``)."""
-    config, params = kernel.build(as_initial(initial), regime, generations=generations, decoding=decoding,
+    """A count-kernel study's truth, ``(config, params)`` and devices, validated (inside ``enable_x64``)."""
+    initial = as_initial(initial)
+    config, params = kernel.build(initial, regime, generations=generations, decoding=decoding,
                                   smoothing=smoothing, sampler=sampler)
-    return config, params, resolve_devices(devices)
+    return initial, config, params, resolve_devices(devices)
 
 
 def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
@@ -160,7 +161,8 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
     with jax.enable_x64(True):
-        config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler, devices)
+        initial, config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler,
+                                                  devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
                  else chunk_for(config, chains, memory, devices[0].platform))
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
@@ -179,7 +181,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         if c <= 64 else {"first_total": int(params.first.sum()), "real_total": int(params.real.sum()),
                          "synthetic_total": int(params.synthetic.sum())},
     }
-    return run.result(settings, time.perf_counter() - t0)
+    return run.result(settings, time.perf_counter() - t0, initial)
 
 
 class _Finished:
@@ -188,13 +190,13 @@ class _Finished:
     def __init__(self, out, moments, chains, generations, chunk):
         self.out, self.moments, self.chains, self.generations, self.chunk = out, moments, chains, generations, chunk
 
-    def result(self, settings: dict, wall_time: float) -> Result:
+    def result(self, settings: dict, wall_time: float, initial=None) -> Result:
         out = self.out
         return Result(traces=out.traces, context_traces=out.context,
                       summary={m: self.moments[m].summary() for m in METRIC_NAMES},
                       collapse_time=out.collapse_time, collapse_token=out.context_token,
                       context_collapse_time=out.context_time, final=out.final, settings=settings,
-                      wall_time=wall_time, chains=self.chains, generations=self.generations)
+                      wall_time=wall_time, chains=self.chains, generations=self.generations, initial=initial)
 
 
 def _chain_ids(chain_ids, chains: int) -> np.ndarray:
@@ -279,7 +281,8 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
                   "synthetic_total": int(params.synthetic.sum())},
         "context_l1": run.out.extra["context_l1"].mean(axis=0).tolist(),
     }
-    return run.result(settings, time.perf_counter() - t0)
+    truth = initial.initial if hasattr(initial, "tokenizer") else as_initial(initial)   # a Corpus: its table
+    return run.result(settings, time.perf_counter() - t0, truth)
 
 
 class _Models:
@@ -303,7 +306,8 @@ def trajectories(key, initial, regime: Regime, *, chains: int, generations: int,
     study that :func:`simulate` runs with the same arguments (the same keys, so the same trajectories)."""
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
     with jax.enable_x64(True):
-        config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler, devices)
+        initial, config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler,
+                                                  devices)
         sink = _Models(chains, chains, int(generations) + 1, config.contexts, config.vocab)
         job = driver.Job(kernel_for(config), config, models=True)
         driver.run(job, as_key(key), jax.tree.map(jnp.asarray, params), np.arange(chains), chunk=chains,
