@@ -12,7 +12,7 @@ import csv
 import io
 import math
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,8 +20,6 @@ from ..core.initial import Initial
 from ..errors import ConfigError
 from ..stats.lookup import Curve, Theory, exact_theory
 
-if TYPE_CHECKING:                  # the engine's Result calls theory_for: no import of the engine at run time
-    from ..engine.result import Result
 
 __all__ = ["ContextStats", "context_stats", "earliest_contexts", "contexts_csv", "format_contexts", "Curve",
            "Theory", "theory_for", "theory_lines"]
@@ -185,7 +183,7 @@ def theory_for(settings: dict, initial: Initial | None, generations: int) -> The
         return none._replace(note=f"no theory: {e}")
 
 
-def theory_lines(result: Result, theory_: Theory) -> list[str]:
+def theory_lines(result, theory_: Theory) -> list[str]:
     """One-line comparisons of the simulation with the theory at the last generation: the first (exact)
     curve of each simulated metric, P(collapsed by G) against the share of chains collapsed, and E[T]."""
     from ..stats.analysis import wilson_ci
