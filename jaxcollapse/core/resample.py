@@ -8,7 +8,7 @@ The cost per generation is O(training samples), independent of the vocabulary; m
 of each sample's token, gathered per slot (each distinct token weighted by ``1 / count``).
 
 It serves the fully synthetic, partially synthetic, fresh-real and accumulate regimes without decoding or
-smoothing (``Config.sampler == "resample"``); the count kernel (:mod:`jaxcollapse.kernel`) serves the rest.
+smoothing (``Config.sampler == "resample"``); the count kernel (:mod:`jaxcollapse.core.count`) serves the rest.
 In generation ``m`` the slots of context ``r`` are, in order: ``[0, fresh)`` fresh real samples from
 ``p^(0)``, ``[fresh, keep)`` kept from the previous list, ``[keep, size)`` synthetic samples whose parents are
 uniform over the previous list's ``T_prev`` samples.

@@ -258,7 +258,7 @@ def build(initial, regime, *, generations: int, estimator: str = "softmax", trai
     Args:
       initial: the truth (an :class:`~jaxcollapse.Initial`, table, or a :class:`~jaxcollapse.Corpus`).
       regime: a :class:`~jaxcollapse.Regime` of kind fully_synthetic, partially_synthetic, fresh_real or
-        accumulate, or an :class:`~jaxcollapse.autoregressive.Autoregressive`.
+        accumulate, or an :class:`~jaxcollapse.core.autoregressive.Autoregressive`.
       context_tokens: ``(C, K-1)`` token ids of the contexts (default: read from the table's labels; needed by
         the embedding estimator and the autoregressive regime when there is more than one context).
     """

@@ -254,7 +254,7 @@ def plot_rank_frequency(run: Run, folder: str, formats=FORMATS) -> list[str]:
 
 
 def plot_run(run, out_dir: str | None = None, formats=FORMATS) -> list[str]:
-    """Draw every figure of a run (a :class:`~jaxcollapse.results_io.Run` or its directory) into
+    """Draw every figure of a run (a :class:`~jaxcollapse.io.rundir.Run` or its directory) into
     ``out_dir`` (default ``<run>/plots``); returns the files written."""
     if not isinstance(run, Run):
         run = load_run(run)

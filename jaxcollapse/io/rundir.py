@@ -22,7 +22,7 @@ A finished run directory holds:
 ``contexts.csv``    (several contexts) per-context initial support and collision probability, weight, fraction of
                     chains collapsed, median collapse time (NaN when fewer than half collapsed) and the token
                     most often collapsed onto.
-``plots/``          figures (:mod:`jaxcollapse.plots`).
+``plots/``          figures (:mod:`jaxcollapse.io.plots`).
 ``manifest.json``   configuration as given and resolved, seed, versions, backend, wall time, the command line,
                     and the marker ``"jaxcollapse_run": 1``.
 
