@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from ..bench import suite as bench
+    from ..bench.command import main as bench_main
 
-    return int(bench.main(argv, prog=f"{PROG} bench") or 0)
+    return int(bench_main(argv, prog=f"{PROG} bench") or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
