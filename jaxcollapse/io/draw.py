@@ -19,6 +19,8 @@ engine, so the engine's ``Result`` may call it.
 
 from __future__ import annotations
 
+import textwrap
+
 import base64
 import html
 import io
@@ -156,8 +158,8 @@ def metric_figure(metric: str, summary, traces=None, curves=(), *, title: str = 
         fig = new_figure(7.2, 3.6)
         ax = fig.subplots()
         metric_panel(ax, metric, summary, traces, curves, faint=faint, legend="outside")
-        if title:
-            ax.set_title(f"{NAMES.get(metric, metric)}\n{title}", fontsize=9)
+        if title:                       # wrapped to the axes' width: the legend stands right of them
+            ax.set_title("\n".join([NAMES.get(metric, metric)] + textwrap.wrap(title, 62)), fontsize=9)
         return fig
     metric_panel(ax, metric, summary, traces, curves, faint=faint, legend=True)
     return ax.figure
