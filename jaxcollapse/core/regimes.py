@@ -1,4 +1,5 @@
-"""Data regimes: what each generation's model is fitted on (``model.md`` §2), and decoding options.
+"""Data regimes: what each generation's model is fitted on (Seddik et al., arXiv 2404.05090 §3.1-3.2, for the
+fully and partially synthetic regimes; all of them in the README's regime table), and decoding options.
 
 Every regime fits ``p^(1)`` on real samples drawn from ``p^(0)``; they differ in generations ``m >= 2``:
 
