@@ -120,7 +120,7 @@ def test_run_with_flags_writes_a_complete_run(base_run):
     for i, r in enumerate(crow):
         censored = collapse_time[i] < 0
         assert int(r["chain"]) == i and int(r["censored"]) == censored
-        assert int(r["collapse_time"]) == (20 if censored else collapse_time[i])
+        assert r["collapse_time"] == ("" if censored else str(collapse_time[i]))
         assert (int(r["token"]) == -1) == censored
     png = (d / "plots" / "traces.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000

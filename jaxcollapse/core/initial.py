@@ -39,6 +39,22 @@ class Initial(NamedTuple):
     def vocab(self) -> int:
         return self.probs.shape[1]
 
+    def __repr__(self) -> str:
+        """One short line: contexts, vocabulary, support (tokens of positive probability; per-context range
+        for a table), the weighted collision probability ``S0 = Σ_j w_j Σ_i p_ji²``, and whether it is
+        labelled (an n-gram model of text). The arrays are ``probs`` and ``weights``."""
+        try:
+            p = np.asarray(self.probs, np.float64).reshape(self.probs.shape[0], -1)
+            w = np.asarray(self.weights, np.float64).reshape(-1)
+            live = (p > 0).sum(axis=1)
+            lo, hi = (int(live.min()), int(live.max())) if live.size else (0, 0)
+            support = str(lo) if lo == hi else f"{lo}-{hi}"
+            s0 = float(w @ (p * p).sum(axis=1)) if w.shape[0] == p.shape[0] else float("nan")
+            labels = ", labelled" if self.labels is not None else ""
+            return f"Initial(contexts={p.shape[0]}, vocab={p.shape[1]}, support={support}, S0={s0:.5g}{labels})"
+        except Exception:       # never let a malformed table break printing it
+            return f"Initial(probs shape {getattr(self.probs, 'shape', '?')})"
+
 
 def _vocab_support(vocab, support):
     vocab = check_int("vocab", vocab, low=1)

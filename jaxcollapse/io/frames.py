@@ -6,8 +6,8 @@ pandas and xarray are imported when a conversion is asked for (``pip install 'ja
 
 **Censoring.** A chain that did not collapse within the run has no collapse time: in a DataFrame
 ``collapse_time`` is a nullable integer (``pd.NA``) and ``censored`` is True; in a Dataset ``collapse_time`` is
-a float with NaN and ``censored`` a bool. (The engine's arrays use -1; ``collapse.csv`` uses the last generation
-with ``censored = 1``, the survival-analysis convention.)
+a float with NaN and ``censored`` a bool. (The engine's arrays and ``traces.npz`` use -1; ``collapse.csv`` leaves
+``collapse_time`` empty, with ``censored = 1``.)
 
 **Datasets** have a ``metric`` dimension (one variable per quantity, indexed by metric name), not one variable
 per metric: ``ds["summary_mean"].sel(metric="collision")``. The summary variables are named ``summary_*``

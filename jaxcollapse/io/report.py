@@ -93,6 +93,12 @@ def contexts_csv(stats: ContextStats, initial: Initial) -> str:
     return out.getvalue()
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 generation"``, ``"2 generations"``: ``n`` and ``word``, plural unless ``n`` is 1."""
+    n = int(n)
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def format_contexts(stats: ContextStats, initial: Initial, generations: int, chains: int, k: int = 10) -> str:
     """The table of the ``k`` earliest-collapsing contexts, with their labels."""
     from .corpus import show_label
@@ -102,11 +108,12 @@ def format_contexts(stats: ContextStats, initial: Initial, generations: int, cha
     c = stats.weight.size
     fixed = int((stats.support < 2).sum())
     ever = stats.collapsed_fraction.mean()
-    lines = [f"contexts: {c}; {fixed} have a single possible next token (collapsed from the start, not ranked); "
-             f"{100 * ever:.1f}% of (chain, context) pairs collapsed within {generations} generations"]
+    lines = [f"contexts: {c}; {fixed} {'has' if fixed == 1 else 'have'} a single possible next token (collapsed "
+             f"from the start, not ranked); {100 * ever:.1f}% of (chain, context) pairs collapsed within "
+             f"{plural(generations, 'generation')}"]
     if idx.size == 0:
         return lines[0] + "\nno context with two or more possible next tokens collapsed in any chain"
-    lines.append(f"earliest-collapsing contexts (median over {chains} chains):")
+    lines.append(f"earliest-collapsing contexts (median over {plural(chains, 'chain')}):")
     lines.append(f"  {'context':<18} {'weight':>8} {'support':>7} {'median T':>9} {'collapsed':>9}  collapses onto")
     for j in idx:
         label = f"'{show_label(initial.context_labels[j])}'" if initial.context_labels else f"#{j}"

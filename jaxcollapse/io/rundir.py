@@ -16,9 +16,12 @@ A finished run directory holds:
                     ``context_labels`` when known, per-context mean traces ``context_mean_<metric>``
                     ``(G+1, contexts)`` for per-context runs, ``summary_infinite`` ``(metrics, G+1)`` and, for
                     3-token vocabularies, ``trajectories`` ``(k, G+1, contexts, 3)`` of the first ``k`` chains.
-``collapse.csv``    ``chain,collapse_time,censored,token``; a censored chain's ``collapse_time`` is the last
-                    generation simulated (survival-analysis convention); ``token`` is the token a one-context
-                    chain collapsed onto (-1 if censored or if the model has several contexts).
+``collapse.csv``    ``chain,collapse_time,censored,token``; a censored chain (no collapse within the run) has an
+                    empty ``collapse_time`` and ``censored = 1``, so that no filter on ``collapse_time`` counts
+                    it; ``token`` is the token a one-context chain collapsed onto (-1 if censored or if the
+                    model has several contexts). :func:`read_collapse_csv` reads it back with -1 for censored
+                    chains, as in ``traces.npz`` and :class:`Result`. (Runs of ``format_version`` 1 wrote the
+                    last generation simulated with ``censored = 1``; they are read the same way.)
 ``contexts.csv``    (several contexts) per-context initial support and collision probability, weight, fraction of
                     chains collapsed, median collapse time (NaN when fewer than half collapsed) and the token
                     most often collapsed onto.
@@ -54,7 +57,8 @@ from .report import (ContextStats, Curve, Theory, context_stats, contexts_csv, e
 
 MANIFEST = "manifest.json"
 MARKER = "jaxcollapse_run"
-FORMAT_VERSION = 1
+#: 2: a censored chain's ``collapse_time`` in ``collapse.csv`` is empty (1: the last generation). Both are read.
+FORMAT_VERSION = 2
 SUMMARY = "summary.csv"
 TRACES = "traces.npz"
 COLLAPSE = "collapse.csv"
@@ -223,8 +227,32 @@ def collapse_csv(result: Result) -> str:
     for i in range(result.chains):
         cens = t[i] < 0
         tok = int(result.collapse_token[i, 0]) if one and not cens else -1
-        out.write(f"{i},{result.generations if cens else int(t[i])},{int(cens)},{tok}\n")
+        out.write(f"{i},{'' if cens else int(t[i])},{int(cens)},{tok}\n")
     return out.getvalue()
+
+
+def read_collapse_csv(path) -> dict:
+    """``collapse.csv`` as arrays ``{"chain", "collapse_time", "censored", "token"}`` (int64; ``censored`` bool),
+    with ``collapse_time`` -1 for a censored chain whichever encoding wrote it (empty, or the last generation
+    with ``censored = 1`` in runs of ``format_version`` 1). ConfigError if the file is not a collapse table."""
+    need = ("chain", "collapse_time", "censored", "token")
+    cols = {k: [] for k in need}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not set(need) <= set(reader.fieldnames):
+                raise ConfigError(f"{path} is not a jaxcollapse collapse table (columns {', '.join(need)})")
+            for r in reader:
+                censored = int(r["censored"]) != 0 or not r["collapse_time"].strip()
+                cols["chain"].append(int(r["chain"]))
+                cols["censored"].append(censored)
+                cols["collapse_time"].append(-1 if censored else int(r["collapse_time"]))
+                cols["token"].append(int(r["token"]))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    out = {k: np.asarray(v, np.int64) for k, v in cols.items() if k != "censored"}
+    out["censored"] = np.asarray(cols["censored"], bool)
+    return out
 
 
 def save_result(result: Result, directory, config: dict | None = None, argv=None, *,
@@ -441,6 +469,12 @@ def load_run(directory) -> Run:
         for name, inf in zip(arrays["summary_metrics"], arrays["summary_infinite"]):
             if str(name) in summary:
                 summary[str(name)] = summary[str(name)]._replace(infinite=np.asarray(inf, np.int64))
+    if "collapse_time" not in arrays:
+        # traces.npz always holds the collapse times; a run without them falls back on collapse.csv (any version).
+        table = read_collapse_csv(os.path.join(d, COLLAPSE))
+        arrays["collapse_time"] = table["collapse_time"]
+        arrays.setdefault("collapse_token", table["token"][:, None])
+        arrays.setdefault("context_collapse_time", table["collapse_time"][:, None])
     traces = {m: arrays[m] for m in summary if m in arrays} or None
     chains = int(manifest.get("chains", arrays["collapse_time"].shape[0]))
     generations = int(manifest.get("generations", len(next(iter(summary.values())).mean) - 1))
@@ -457,6 +491,6 @@ def load_run(directory) -> Run:
     return Run(d, manifest, result, initial, arrays)
 
 
-__all__ = ["save_result", "load_run", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
+__all__ = ["save_result", "load_run", "read_collapse_csv", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
            "theory_lines", "context_stats", "contexts_csv", "format_contexts", "ContextStats",
            "earliest_contexts", "Theory", "Curve"]
