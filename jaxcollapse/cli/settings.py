@@ -339,5 +339,5 @@ def rerun_command(res: dict) -> str:
             continue
         if opt.key == "initial" and value == "file":
             continue
-        parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        parts += [flag, repr(value) if isinstance(value, float) else str(value)]
     return shlex.join(parts)

@@ -259,7 +259,8 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
 
 
 def _track_collapse(state: State, params: Params) -> State:
-    return _metrics.record_collapse(state, jnp.max(state.model, axis=1) == 1.0,
+    # a support of one token (the same as max == 1 for a fitted model, counts / total; not for p^(0) = [1e-300, ...])
+    return _metrics.record_collapse(state, jnp.sum(state.model > 0, axis=1) == 1,
                                     jnp.argmax(state.model, axis=1).astype(jnp.int32), params.weights)
 
 
