@@ -39,3 +39,75 @@ def test_tiny_probability_is_not_collapse():
     res = jc.simulate(0, [1e-300, 1 - 1e-300], jc.fully_synthetic(10), chains=20, generations=3)
     assert not np.any(res.collapse_time == 0)
     assert not np.any(res.context_collapse_time == 0)
+
+
+def _toml(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text("chains = 4\ngenerations = 2\n" + text)
+    return str(path)
+
+
+def _npy(tmp_path, arr):
+    path = tmp_path / "p.npy"
+    np.save(path, arr)
+    return str(path)
+
+
+# (argv builder, words the one error line must contain)
+CLI_CASES = {
+    "sweep keep_final string": (lambda t: ["sweep", _toml(t, 'keep_final = "no"\n[grid]\nsynthetic = [10]\n')],
+                                ["keep_final"]),
+    "sweep contexts fraction": (lambda t: ["sweep", _toml(t, 'initial = "dirichlet"\ncontexts = 2.5\nvocab = 5\n'
+                                                             '[grid]\nsynthetic = [10]\n')], ["contexts", "point 0"]),
+    "sweep exponent string": (lambda t: ["sweep", _toml(t, 'exponent = "abc"\n[grid]\nsynthetic = [10]\n')],
+                              ["exponent", "point 0"]),
+    "sweep points per call": (lambda t: ["sweep", _toml(t, "[grid]\nsynthetic = [10]\n"), "--points-per-call", "-3"],
+                              ["points_per_call"]),
+    "run complex initial file": (lambda t: ["run", "--initial-file", _npy(t, np.array([0.5 + 1j, 0.5]))],
+                                 ["initial distribution", "real"]),
+    "run bool initial file": (lambda t: ["run", "--initial-file", _npy(t, np.array([True, False]))],
+                              ["initial distribution", "real"]),
+    "run huge smoothing": (lambda t: ["run", "--smoothing", "1e307"], ["smoothing", "1000000"]),
+    "run tiny temperature": (lambda t: ["run", "--temperature", "1e-320"], ["temperature", "0.001"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_refuses_with_one_line(case, tmp_path, capsys):
+    argv, words = CLI_CASES[case]
+    args = argv(tmp_path) + ["--out", str(tmp_path / "out"), "--quiet"]
+    if args[0] == "run":
+        args += ["--chains", "4", "-g", "2", "--no-plots"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("jaxcollapse: error: ") and "Traceback" not in err[0]
+    for w in words:
+        assert w in err[0], (w, err[0])
+
+
+def _sim(**kw):
+    args = dict(key=0, initial=[0.5, 0.3, 0.2], regime=jc.fully_synthetic(10), chains=4, generations=2)
+    args.update(kw)
+    return jc.simulate(**args)
+
+
+API_CASES = {
+    "keep_traces string": (lambda: _sim(keep_traces="no"), "keep_traces"),
+    "keep_final string": (lambda: _sim(keep_final="no"), "keep_final"),
+    "per_context int": (lambda: _sim(per_context=1), "per_context"),
+    "negative memory": (lambda: _sim(memory=-5), "memory"),
+    "progress not callable": (lambda: _sim(progress=5), "progress"),
+    "huge smoothing": (lambda: _sim(smoothing=1e307), "smoothing"),
+    "tiny temperature": (lambda: jc.Decoding(temperature=1e-320), "temperature"),
+    "complex table": (lambda: jc.table(np.array([0.5 + 1j, 0.5])), "real numbers"),
+    "bool table": (lambda: jc.table([True, False]), "real numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_api_refuses_with_config_error(case):
+    call, name = API_CASES[case]
+    with pytest.raises(jc.ConfigError, match=name) as info:
+        call()
+    assert "\n" not in str(info.value)

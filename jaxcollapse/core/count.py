@@ -20,7 +20,7 @@ import numpy as np
 
 from . import metrics as _metrics
 from . import samplers
-from ..errors import ConfigError, check_float, check_int
+from ..errors import MAX_SMOOTHING, ConfigError, check_float, check_int
 from .initial import as_initial
 from .interface import Kernel
 from .lockstep import lockstep_step
@@ -120,7 +120,7 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
     decoding = Decoding() if decoding is None else decoding
     if not isinstance(decoding, Decoding):
         raise ConfigError(f"decoding must be a jaxcollapse Decoding, got {decoding!r}")
-    smoothing = check_float("smoothing", smoothing, low=0.0)
+    smoothing = check_float("smoothing", smoothing, low=0.0, high=MAX_SMOOTHING)
     generations = check_int("generations", generations, low=1, high=1 << 24)
     if sampler not in samplers.SAMPLERS:
         raise ConfigError(f"sampler must be one of {', '.join(samplers.SAMPLERS)}; got {sampler!r}")
