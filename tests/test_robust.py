@@ -111,3 +111,32 @@ def test_api_refuses_with_config_error(case):
     with pytest.raises(jc.ConfigError, match=name) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["show", "plot"])
+def test_show_a_file_is_not_not_found(command, tmp_path, capsys):
+    path = tmp_path / "afile"
+    path.write_text("x")
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a run directory" in err[0] and "not found" not in err[0]
+
+
+class _ClosedPipe:
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self):
+        raise OSError("no descriptor")
+
+
+def test_broken_pipe_is_quiet(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert main(["run", "--chains", "4", "-g", "2", "--no-plots", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["show", str(out)]) == 1
+    assert capsys.readouterr().err == ""
