@@ -10,6 +10,26 @@ class ConfigError(ValueError):
     """A bad setting: the message names the parameter and the allowed range, on one line."""
 
 
+#: Smallest decoding temperature: below it ``p^(1/T)`` leaves the range of floats (NaN weights).
+MIN_TEMPERATURE = 1e-3
+#: Largest add-alpha smoothing pseudo-count (``alpha x vocab`` must stay finite; far beyond any useful value).
+MAX_SMOOTHING = 1e6
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a real boolean (``True``/``False``, NumPy's too), else raise ConfigError."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def check_callable(name: str, value):
+    """Return ``value`` if it is None or callable, else raise ConfigError."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be a callable or None, got {value!r}")
+    return value
+
+
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int, or raise ConfigError naming ``name`` and the allowed range."""
     rng = _range_text(low, high)

@@ -496,7 +496,7 @@ ERROR_CASES = [
     (["run", "--vocab", "10", "--support", "11"], "support must be at most vocab"),
     (["run", "--fraction", "1.5"], "--fraction must be a number in [0.0, 1.0]"),
     (["run", "--regime", "fresh_real", "--fraction", "-0.1"], "--fraction"),
-    (["run", "--temperature", "0"], "--temperature must be a number in (0.0"),
+    (["run", "--temperature", "0"], "--temperature must be a number in [0.001, "),
     (["run", "--temperature", "-1"], "--temperature"),
     (["run", "--top-p", "0"], "--top-p must be a number in (0.0, 1.0]"),
     (["run", "--top-p", "1.01"], "--top-p"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import ConfigError
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             mod = importlib.import_module(COMMANDS[args.command][0])
             return int(mod.run_command(args) or 0)
         raise CLIError(f"unknown command {args.command!r}")
+    except BrokenPipeError:
+        _quiet_stdout()         # the reader went away (``jaxcollapse show DIR | head``): nothing to report
+        return 1
     except (CLIError, ConfigError, ValueError, OSError) as e:
         msg = one_line(e) if not isinstance(e, OSError) or not e.strerror else _os_message(e)
         print(f"{PROG}: error: {msg}", file=sys.stderr)
@@ -135,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: error: the device ran out of memory; lower --memory or --chunk-size", file=sys.stderr)
             return 2
         raise
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _os_message(e: OSError) -> str:

@@ -286,6 +286,7 @@ def cmd_show(args) -> int:
     from ..core.metrics import METRICS
     from ..io.rundir import context_stats, format_contexts, load_run, theory_lines
 
+    _check_run_dir(args.dir)
     run = load_run(args.dir)
     res = run.result
     m = run.manifest
@@ -317,6 +318,12 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _check_run_dir(path) -> None:
+    """A file where a run directory is expected is not 'not found'."""
+    if os.path.isfile(path):
+        raise ConfigError(f"{path} is a file, not a run directory (give the directory that run --out wrote)")
+
+
 def cmd_plot(args) -> int:
     """``jaxcollapse plot DIR``: redraw the figures of a finished run."""
     from ..io.plots import plot_run
@@ -326,6 +333,7 @@ def cmd_plot(args) -> int:
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad or not formats:
         raise ConfigError(f"--format must list png, pdf or svg; got {args.format!r}")
+    _check_run_dir(args.dir)
     run = load_run(args.dir)
     files = plot_run(run, formats=formats)
     add_to_manifest(run.path, plots=[os.path.relpath(p, run.path) for p in files])

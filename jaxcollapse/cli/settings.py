@@ -10,7 +10,7 @@ import os
 import shlex
 from typing import NamedTuple
 
-from ..errors import ConfigError, check_float, check_int
+from ..errors import MAX_SMOOTHING, MIN_TEMPERATURE, ConfigError, check_float, check_int
 from .options import (BY_KEY, CORPUS_CHAINS, DEFAULT_CHAINS, DISTRIBUTION_KEYS, INITIAL_KEYS, OPTIONS, PROG,
                       REGIME_KEYS, SIZE_KEYS, TRAINED_KEYS, Opt, flag_name, one_line)
 
@@ -52,8 +52,8 @@ def _range_checks(cfg: dict) -> None:
     if cfg.get("max_vocab") is not None:
         check_int(flag_name("max_vocab"), cfg["max_vocab"], low=2)
     floats = {
-        "fraction": dict(low=0.0, high=1.0), "temperature": dict(low=0.0, low_open=True),
-        "top_p": dict(low=0.0, high=1.0, low_open=True), "smoothing": dict(low=0.0), "exponent": dict(low=0.0),
+        "fraction": dict(low=0.0, high=1.0), "temperature": dict(low=MIN_TEMPERATURE),
+        "top_p": dict(low=0.0, high=1.0, low_open=True), "smoothing": dict(low=0.0, high=MAX_SMOOTHING), "exponent": dict(low=0.0),
         "ratio": dict(low=0.0, high=1.0, low_open=True), "concentration": dict(low=0.0, low_open=True),
         "memory": dict(low=0.0, low_open=True),
     }
@@ -339,5 +339,5 @@ def rerun_command(res: dict) -> str:
             continue
         if opt.key == "initial" and value == "file":
             continue
-        parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        parts += [flag, repr(value) if isinstance(value, float) else str(value)]
     return shlex.join(parts)

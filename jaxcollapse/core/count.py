@@ -20,7 +20,7 @@ import numpy as np
 
 from . import metrics as _metrics
 from . import samplers
-from ..errors import ConfigError, check_float, check_int
+from ..errors import MAX_SMOOTHING, ConfigError, check_float, check_int
 from .initial import as_initial
 from .interface import Kernel
 from .lockstep import lockstep_step
@@ -120,7 +120,7 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
     decoding = Decoding() if decoding is None else decoding
     if not isinstance(decoding, Decoding):
         raise ConfigError(f"decoding must be a jaxcollapse Decoding, got {decoding!r}")
-    smoothing = check_float("smoothing", smoothing, low=0.0)
+    smoothing = check_float("smoothing", smoothing, low=0.0, high=MAX_SMOOTHING)
     generations = check_int("generations", generations, low=1, high=1 << 24)
     if sampler not in samplers.SAMPLERS:
         raise ConfigError(f"sampler must be one of {', '.join(samplers.SAMPLERS)}; got {sampler!r}")
@@ -259,7 +259,8 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
 
 
 def _track_collapse(state: State, params: Params) -> State:
-    return _metrics.record_collapse(state, jnp.max(state.model, axis=1) == 1.0,
+    # a support of one token (the same as max == 1 for a fitted model, counts / total; not for p^(0) = [1e-300, ...])
+    return _metrics.record_collapse(state, jnp.sum(state.model > 0, axis=1) == 1,
                                     jnp.argmax(state.model, axis=1).astype(jnp.int32), params.weights)
 
 

@@ -114,6 +114,13 @@ def table(probs, weights=None, *, labels=None, context_labels=None) -> Initial:
       weights: ``(contexts,)`` non-negative context weights (normalised here); default uniform.
     """
     try:
+        kind = np.asarray(probs).dtype.kind
+    except (TypeError, ValueError):
+        kind = "O"
+    if kind in ("b", "c"):                  # np.array(..., float64) would take True as 1 and drop imaginary parts
+        raise ConfigError("initial distribution must hold real numbers, got "
+                          + ("booleans" if kind == "b" else "complex numbers"))
+    try:
         p = np.array(probs, dtype=np.float64)
     except (TypeError, ValueError):
         raise ConfigError("initial distribution must be an array of numbers") from None

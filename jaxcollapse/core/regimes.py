@@ -32,7 +32,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from ..errors import ConfigError, check_float, check_int
+from ..errors import MIN_TEMPERATURE, ConfigError, check_float, check_int
 from .initial import split_sizes
 
 Size = Union[int, Sequence[int], np.ndarray]
@@ -148,7 +148,7 @@ class Decoding:
     Applied in the order temperature, top-k, top-p (as in common LM samplers); real data are never decoded.
 
     Attributes:
-      temperature: ``q ∝ p^(1/temperature)``, > 0 (1 = off).
+      temperature: ``q ∝ p^(1/temperature)``, >= ``MIN_TEMPERATURE`` (0.001) (1 = off).
       top_k: keep the ``top_k`` most probable tokens (ties broken by token index), >= 1 (None = off).
       top_p: keep the smallest set of most probable tokens whose mass reaches ``top_p``, in (0, 1] (None = off).
     """
@@ -158,7 +158,7 @@ class Decoding:
     top_p: float | None = None
 
     def __post_init__(self):
-        check_float("temperature", self.temperature, low=0.0, low_open=True)
+        check_float("temperature", self.temperature, low=MIN_TEMPERATURE)
         if self.top_k is not None:
             check_int("top_k", self.top_k, low=1)
         if self.top_p is not None:

@@ -104,8 +104,9 @@ def initial_distribution(source: str, values: dict):
     vocab = check_int("vocab", v["vocab"], low=1)
     res = {"vocab": vocab}
     if source == "dirichlet":
-        res.update(concentration=float(v["concentration"]), contexts=int(v["contexts"]),
-                   initial_seed=int(v.get("initial_seed", 0)))
+        res.update(concentration=check_float("concentration", v["concentration"], low=0.0, low_open=True),
+                   contexts=check_int("contexts", v["contexts"], low=1),
+                   initial_seed=check_int("initial_seed", v.get("initial_seed", 0), low=0))
         initial = init_mod.dirichlet(res["initial_seed"], vocab, res["concentration"], res["contexts"])
         return initial, res, (f"dirichlet(concentration={res['concentration']:g}, vocab={vocab}, "
                               f"contexts={res['contexts']}, seed={res['initial_seed']})")
@@ -114,14 +115,14 @@ def initial_distribution(source: str, values: dict):
         raise ConfigError(f"support must be at most vocab ({vocab}), got {support}")
     res["support"] = support
     if source == "zipf":
-        res["exponent"] = float(v["exponent"])
+        res["exponent"] = check_float("exponent", v["exponent"], low=0.0)
         initial = init_mod.zipf(vocab, res["exponent"], support)
         describe = f"zipf(exponent={res['exponent']:g}, support={support}, vocab={vocab})"
     elif source == "uniform":
         initial = init_mod.uniform(vocab, support)
         describe = f"uniform(support={support}, vocab={vocab})"
     else:
-        res["ratio"] = float(v["ratio"])
+        res["ratio"] = check_float("ratio", v["ratio"], low=0.0, high=1.0, low_open=True)
         initial = init_mod.geometric(vocab, res["ratio"], support)
         describe = f"geometric(ratio={res['ratio']:g}, support={support}, vocab={vocab})"
     return initial, res, describe

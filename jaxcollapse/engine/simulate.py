@@ -25,7 +25,7 @@ from ..core import count as kernel
 from ..core.initial import as_initial
 from ..core.kernels import kernel_for
 from ..core.regimes import Decoding, Regime
-from ..errors import ConfigError, check_int
+from ..errors import ConfigError, check_bool, check_callable, check_float, check_int
 from . import driver
 from .collect import Collector, Output, gather
 from .result import METRIC_NAMES, Moments, Result
@@ -160,6 +160,9 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
     """
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
+    memory = int(check_float("memory (bytes)", memory, low=0.0, low_open=True))
+    keep_traces = check_bool("keep_traces", keep_traces)
+    per_context, keep_final = _check_options(per_context, keep_final, progress)
     with jax.enable_x64(True):
         initial, config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler,
                                                   devices)
@@ -237,6 +240,12 @@ def _run(key, config, params, *, chains, generations, chunk, devices, per_contex
     return _Finished(out, moments, chains, generations, chunk)
 
 
+def _check_options(per_context, keep_final, progress):
+    """``per_context`` and ``keep_final`` (None or a boolean) as booleans; ``progress`` None or callable."""
+    check_callable("progress", progress)
+    return check_bool("per_context", per_context), None if keep_final is None else check_bool("keep_final", keep_final)
+
+
 def simulate_trained(key, initial, regime, *, chains: int, generations: int, estimator: str = "softmax",
                      training=None, context_tokens=None, chunk_size: int | None = None,
                      per_context: bool = False, keep_final: bool | None = None,
@@ -264,6 +273,7 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
 
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
+    per_context, keep_final = _check_options(per_context, keep_final, progress)
     with jax.enable_x64(True):
         config, params = trained.build(initial, regime, generations=generations, estimator=estimator,
                                        training=training, context_tokens=context_tokens)

@@ -15,7 +15,7 @@ import json
 import os
 
 from ..engine.settings import STUDY_DEFAULTS
-from ..errors import ConfigError, check_float, check_int
+from ..errors import MAX_SMOOTHING, ConfigError, check_bool, check_float, check_int
 
 #: Version of the point files and the sweep's fingerprint.
 FORMAT_VERSION = 1
@@ -131,7 +131,7 @@ def spec_from_dict(data: dict, *, where: str = "sweep") -> Spec:
                 seed=check_int("seed", top.get("seed", 0), low=0, high=2**63 - 1), memory=int(memory * 2**20),
                 buckets=check_int("buckets", top.get("buckets", DEFAULT_BUCKETS), low=1, high=64),
                 points_per_call=None if ppc is None else check_int("points_per_call", ppc, low=1),
-                keep_final=bool(top.get("keep_final", False)), plot=dict(plot))
+                keep_final=check_bool("keep_final", top.get("keep_final", False)), plot=dict(plot))
 
 
 def load_spec(path) -> Spec:
@@ -198,8 +198,8 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
         sizes["train"] = check_int("train", s["train"], low=1)
     regime = Regime(kind, **sizes)
     res.update(sizes)
-    decoding = Decoding(float(s["temperature"]), s.get("top_k"), s.get("top_p"))
-    smoothing = check_float("smoothing", s["smoothing"], low=0.0)
+    decoding = Decoding(check_float("temperature", s["temperature"]), s.get("top_k"), s.get("top_p"))
+    smoothing = check_float("smoothing", s["smoothing"], low=0.0, high=MAX_SMOOTHING)
     res.update(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, smoothing=smoothing,
                sampler=str(s["sampler"]))
     blob = json.dumps(res, sort_keys=True, separators=(",", ":"))
@@ -268,5 +268,9 @@ def as_spec(spec, overrides) -> Spec:
             v = check_int("seed", v, low=0, high=2**63 - 1)
         elif k == "memory":
             v = check_int("memory", v, low=1)
+        elif k == "points_per_call":
+            v = check_int("points_per_call", v, low=1)
+        elif k == "keep_final":
+            v = check_bool("keep_final", v)
         setattr(s, k, v)
     return s
