@@ -273,7 +273,7 @@ def first_step(key: jax.Array, state: State, params: Params, config: Config) -> 
     pool = state.pool
     if config.pooled:
         pool = counts
-    if config.kind == "accumulate_subsample":
+    if config.subsample:                 # the first model is fitted on train of the N real samples
         counts = samplers.hypergeometric_subsample(k_sub, counts, params.train, method=config.subsample,
                                                    capacity=config.pool_capacity)
         total = params.train

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.initial import Initial
+from ..core.regime_table import TABLE
 from ..errors import ConfigError
 from ..stats.lookup import Curve, Theory, exact_theory
 
@@ -177,7 +178,7 @@ def theory_for(settings: dict, initial: Initial | None, generations: int) -> The
     kind = settings.get("kind")
     synthetic, real, train = _first(sizes, "synthetic"), _first(sizes, "real"), _first(sizes, "train")
     fraction = None
-    if kind == "fresh_real" and synthetic is not None and real is not None:
+    if kind in TABLE and "fraction" in TABLE[kind].sizes and synthetic is not None and real is not None:
         total = _first(sizes, "first") or real + synthetic
         real, fraction = total, synthetic / total if total else None
     p = np.asarray(initial.probs[0], np.float64)
