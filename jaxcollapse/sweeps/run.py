@@ -113,6 +113,39 @@ def _job(config):
     return Job(kernel_for(config), config, points=True)
 
 
+def run_group(plan, bucket, members, *, devices=None, tick: Callable | None = None) -> dict:
+    """Run one call group (``members``: point indices of ``bucket``) and return ``{point index: record}``.
+
+    Pure: writes nothing, so any process holding the plan (a Ray worker, an array task) can run any group and
+    hand its records to whoever writes them. ``tick(chain_generations_done)`` is called between segments,
+    counting the group's real points only.
+    """
+    import jax
+
+    from ..engine import driver
+
+    spec = plan.spec
+    devices = list(devices) if devices is not None else jax.local_devices()
+    real, group = len(members), bucket.group
+
+    def progress(d, _total):
+        if tick:
+            tick(d // group * real)
+
+    with jax.enable_x64(True):
+        task = _Task(bucket, members, plan)
+        driver.run(_job(bucket.config), task.keys, task.params, np.arange(spec.chains), chunk=bucket.chunk,
+                   generations=spec.generations, devices=devices, sink=task, keep_final=bool(spec.keep_final),
+                   progress=progress)
+    return {i: task.record(j, plan.points[i]) for j, i in enumerate(task.members)}
+
+
+def pending_groups(plan, *, host: int = 0, hosts: int = 1, done: set | None = None) -> list:
+    """``[(bucket, members)]``: this share's call groups with a point not in ``done``."""
+    done = done or set()
+    return [(b, t) for ti, b, t in plan.tasks() if ti % hosts == host and not all(i in done for i in t)]
+
+
 def run_plan(plan, out: str | None = None, *, host: int = 0, hosts: int = 1, devices=None,
              done: set | None = None, progress: Callable | None = None) -> dict:
     """Run this host's share of the plan's call groups that are not already done.
@@ -121,43 +154,31 @@ def run_plan(plan, out: str | None = None, *, host: int = 0, hosts: int = 1, dev
     with ``out`` each is also written to ``out/points/<id>.npz`` as soon as its group finishes.
     ``progress(chain_generations_done, total, points_done, work_fraction)`` is called between segments.
     """
-    import jax
-
-    from ..engine import driver
     from .store import write_point
 
     spec = plan.spec
-    devices = list(devices) if devices is not None else jax.local_devices()
-    done = done or set()
-    mine = [(b, t) for ti, b, t in plan.tasks() if ti % hosts == host and not all(i in done for i in t)]
+    mine = pending_groups(plan, host=host, hosts=hosts, done=done)
     g = spec.generations
     records = {}
     total = sum(len(t) for _, t in mine) * spec.chains * g
     # ETA by padded work (a bucket of larger sizes costs more per chain-generation).
     work_total = sum(len(t) * b.work for b, t in mine) * spec.chains * g
     finished = work_done = 0
-    with jax.enable_x64(True):
-        for bucket, members in mine:
-            task = _Task(bucket, members, plan)
-            real, group = task.real, bucket.group
-
-            def tick(d, _total, real=real, group=group, work=bucket.work):
-                if progress:
-                    chain_gens = d // group * real
-                    progress(finished + chain_gens, total, len(records),
-                             (work_done + chain_gens * work) / max(work_total, 1))
-
-            driver.run(_job(bucket.config), task.keys, task.params, np.arange(spec.chains), chunk=bucket.chunk,
-                       generations=g, devices=devices, sink=task, keep_final=bool(spec.keep_final), progress=tick)
-            finished += real * spec.chains * g
-            work_done += real * spec.chains * g * bucket.work
-            for j, i in enumerate(task.members):
-                rec = task.record(j, plan.points[i])
-                records[i] = rec
-                if out is not None:
-                    write_point(out, plan.points[i], rec, spec)
+    for bucket, members in mine:
+        def tick(chain_gens, work=bucket.work):
             if progress:
-                progress(finished, total, len(records), work_done / max(work_total, 1))
+                progress(finished + chain_gens, total, len(records),
+                         (work_done + chain_gens * work) / max(work_total, 1))
+
+        ran = run_group(plan, bucket, members, devices=devices, tick=tick)
+        finished += len(members) * spec.chains * g
+        work_done += len(members) * spec.chains * g * bucket.work
+        for i, rec in ran.items():
+            records[i] = rec
+            if out is not None:
+                write_point(out, plan.points[i], rec, spec)
+        if progress:
+            progress(finished, total, len(records), work_done / max(work_total, 1))
     return records
 
 
