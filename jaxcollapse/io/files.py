@@ -19,6 +19,7 @@ import os
 import re
 import socket
 
+from .. import interrupts
 from ..errors import ConfigError
 
 LOCK = ".jaxcollapse.lock"
@@ -52,24 +53,26 @@ def atomic_file(path, mode: str = "wb"):
     path = os.fspath(path)
     tmp = temp_name(path)
     kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
-    try:
-        f = open(tmp, mode, **kwargs)
-    except OSError as e:
-        raise disk_error(e, path) from None
-    try:
+    with interrupts.temporary(tmp):
         try:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            f.close()           # also when the flush failed: closing releases the descriptor even if it raises
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if isinstance(e, OSError):
+            f = open(tmp, mode, **kwargs)
+        except OSError as e:
             raise disk_error(e, path) from None
-        raise
+        try:
+            try:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()       # also when the flush failed: closing releases the descriptor even if it raises
+            interrupts.check()  # an interrupted command leaves no new file
+            os.replace(tmp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            if isinstance(e, OSError):
+                raise disk_error(e, path) from None
+            raise
 
 
 def write_text(path, text: str) -> None:
@@ -98,9 +101,10 @@ def _alive(pid: int) -> bool:
 
 
 def lock_holder(directory) -> tuple[int, str] | None:
-    """``(pid, host)`` of a live process holding ``directory``'s lock, or None (no lock, or a stale one)."""
+    """``(pid, host)`` of another live process holding ``directory``'s lock, or None (no lock, a stale one, or
+    this process's)."""
     held = _holder(os.path.join(os.fspath(directory), LOCK))
-    if held is None:
+    if held is None or held == (os.getpid(), socket.gethostname()):
         return None
     pid, host = held
     if host == socket.gethostname() and not _alive(pid):
@@ -118,6 +122,7 @@ def held_error(directory: str, held) -> ConfigError:
 def output_lock(directory):
     """Hold ``directory``'s lock (creating the directory) for the block; ConfigError if a live process holds it."""
     d = os.fspath(directory)
+    created = not os.path.isdir(d)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, LOCK)
     if _holder(path) == (os.getpid(), socket.gethostname()):
@@ -139,11 +144,15 @@ def output_lock(directory):
     else:
         raise ConfigError(f"cannot take the lock {path}")
     try:
-        try:
-            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        finally:
-            os.close(fd)
-        yield path
+        with interrupts.temporary(path):
+            try:
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            finally:
+                os.close(fd)
+            yield path
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)     # only if empty: a run that wrote nothing leaves no directory behind

@@ -47,6 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import interrupts
 from ..errors import ConfigError
 from ..core.initial import Initial
 from ..engine.result import Result
@@ -316,6 +317,7 @@ def _write_run(result, d, config, argv, initial, given, command, extra, trajecto
     if extra:
         manifest.update(extra)
     manifest = _jsonable(manifest)
+    interrupts.check()          # an interrupted run leaves no manifest
     write_text(os.path.join(d, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
