@@ -114,8 +114,8 @@ def check_out_dir(directory, overwrite: bool = False) -> None:
 
     Allowed: a directory that does not exist yet (its nearest existing parent must be writable), an empty
     directory, or (with ``overwrite``) a directory holding only what a run writes: a finished run, or one that was
-    interrupted or killed before its manifest was written. A directory another run is writing (its lock held by a
-    live process) is refused.
+    interrupted or killed before its manifest was written (other files are kept, and allowed only beside a
+    finished run). A directory another run is writing (its lock held by a live process) is refused.
     """
     d = os.fspath(directory)
     if os.path.exists(d):
@@ -125,8 +125,8 @@ def check_out_dir(directory, overwrite: bool = False) -> None:
         if held is not None:
             raise held_error(d, held)
         ours, others = _ours(d)
-        if others:
-            raise ConfigError(f"output directory {d} exists, is not empty and is not a jaxcollapse run directory "
+        if others and not is_run(d):
+            raise ConfigError(f"output directory {d} exists, is not empty and is not a finished jaxcollapse run "
                               f"({others[0]} is not a file a run writes); choose another --out or empty it")
         if [x for x in ours if x != LOCK and not is_temp_name(os.path.basename(x))] and not overwrite:
             what = "a jaxcollapse run" if is_run(d) else f"an unfinished jaxcollapse run (no {MANIFEST})"
