@@ -147,6 +147,8 @@ def output_lock(directory):
         with interrupts.temporary(path):
             try:
                 os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            except OSError as e:
+                raise disk_error(e, path) from None
             finally:
                 os.close(fd)
             yield path
