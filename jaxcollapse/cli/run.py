@@ -158,16 +158,21 @@ def _warn(msg: str) -> None:
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``jaxcollapse run``: resolve the settings, check them and the memory, simulate, save, plot."""
+    flags = {o.key: getattr(args, o.key) for o in OPTIONS}
+    every = every_seconds(getattr(args, "progress_every", None))
+    settings = resolve(flags, args.config)     # before JAX is imported: bad settings are refused at once
+    res = settings.resolved
+    c, v = settings.initial.probs.shape
+    per_chain = BYTES_PER_CELL * c * v
+    if per_chain > res["memory"] * 2**20:
+        raise ConfigError(f"one chain needs at least {size_text(per_chain)} of memory (contexts {c} x vocab {v}), "
+                          f"more than --memory {res['memory']:g} MiB; lower --vocab or --contexts, or raise --memory")
     import jax
 
     from ..core import count as kernel
     from ..io.files import output_lock
     from ..io.rundir import check_out_dir
 
-    flags = {o.key: getattr(args, o.key) for o in OPTIONS}
-    every = every_seconds(getattr(args, "progress_every", None))
-    settings = resolve(flags, args.config)
-    res = settings.resolved
     with interrupts.deferred():
         devices = _local_devices(res["devices"])
         # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
@@ -182,10 +187,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     initial = settings.initial
     c, v = initial.probs.shape
     chains, generations = res["chains"], res["generations"]
-    per_chain = BYTES_PER_CELL * c * v
-    if per_chain > res["memory"] * 2**20:
-        raise ConfigError(f"one chain needs at least {size_text(per_chain)} of memory (contexts {c} x vocab {v}), "
-                          f"more than --memory {res['memory']:g} MiB; lower --vocab or --contexts, or raise --memory")
     # validate everything the engine checks before any output or compilation
     trained = "estimator" in res
     with interrupts.deferred():
