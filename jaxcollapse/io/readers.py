@@ -6,6 +6,7 @@ wrong>``, never a traceback of the parser underneath.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,19 @@ COLLAPSE_ARRAYS = ("collapse_time", "collapse_token", "context_collapse_time")
 
 def _damaged(path: str, what) -> ConfigError:
     return ConfigError(f"{path}: {' '.join(str(what).split())}")
+
+
+@contextlib.contextmanager
+def _reading(path: str, what: str):
+    """Turn the errors of reading ``path`` (I/O, parsing) into ConfigErrors naming it; ``what``: a parse error."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except OSError as e:
+        raise _damaged(path, e.strerror or e) from None
+    except (ValueError, UnicodeDecodeError, csv.Error) as e:
+        raise _damaged(path, f"{what} ({e})") from None
 
 
 def read_run_manifest(directory: str) -> dict:
@@ -65,7 +79,7 @@ def read_summary_csv(path, generations: int | None = None) -> dict:
     ``generations``, every metric must have the rows ``0..generations``."""
     path = os.fspath(path)
     rows = {}
-    try:
+    with _reading(path, "not a jaxcollapse summary"):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None:
@@ -85,12 +99,6 @@ def read_summary_csv(path, generations: int | None = None) -> dict:
                 raise _damaged(path, f"metric {metric} has {len(rs)} rows, not generations 0..{generations} "
                                      f"(truncated file, or a manifest that does not match it)")
             out[metric] = Summary(col["mean"], col["sd"], col["ci_low"], col["ci_high"], n, np.zeros_like(n))
-    except OSError as e:
-        raise _damaged(path, e.strerror or e) from None
-    except (ValueError, UnicodeDecodeError, csv.Error) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise _damaged(path, f"not a jaxcollapse summary ({e})") from None
     if not out:
         raise _damaged(path, "no rows (truncated file?)")
     return out
@@ -129,7 +137,7 @@ def read_collapse_csv(path) -> dict:
     with ``censored = 1`` in runs of ``format_version`` 1). ConfigError if the file is not a collapse table."""
     path = os.fspath(path)
     cols = {k: [] for k in COLLAPSE_COLUMNS}
-    try:
+    with _reading(path, "cannot read it"):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or not set(COLLAPSE_COLUMNS) <= set(reader.fieldnames):
@@ -142,12 +150,6 @@ def read_collapse_csv(path) -> dict:
                 cols["censored"].append(censored)
                 cols["collapse_time"].append(-1 if censored else int(r["collapse_time"]))
                 cols["token"].append(int(r["token"]))
-    except OSError as e:
-        raise _damaged(path, e.strerror or e) from None
-    except (ValueError, UnicodeDecodeError, csv.Error) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise _damaged(path, f"cannot read it ({e})") from None
     out = {k: np.asarray(v, np.int64) for k, v in cols.items() if k != "censored"}
     out["censored"] = np.asarray(cols["censored"], bool)
     return out

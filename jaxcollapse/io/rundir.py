@@ -29,8 +29,10 @@ A finished run directory holds:
 ``manifest.json``   configuration as given and resolved, seed, versions, backend, wall time, the command line,
                     and the marker ``"jaxcollapse_run": 1``.
 
-Every file is written to a temporary name in the directory and moved into place with ``os.replace``; the
-manifest is written last, so a directory without one is never a finished run.
+Every file is written to a temporary name in the directory and moved into place with ``os.replace``
+(:mod:`jaxcollapse.io.files`); the manifest is written last, so a directory without one is never a finished run.
+A run holds the directory's lock while it writes. :func:`load_run` reads the files back through the checked
+readers of :mod:`jaxcollapse.io.readers` (``format_version`` 1 and 2; a damaged file is a ConfigError naming it).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ TRACES = "traces.npz"
 COLLAPSE = "collapse.csv"
 CONTEXTS = "contexts.csv"
 PLOTS = "plots"
-#: Files (and the plots folder) a run writes; ``--overwrite`` removes only these.
+#: Files (and the plots folder) a run writes; ``--overwrite`` removes only these, figures and temporary files.
 RUN_FILES = (MANIFEST, SUMMARY, TRACES, COLLAPSE, CONTEXTS)
 #: Figure files in ``plots/`` that a run or ``jaxcollapse plot`` writes.
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
