@@ -318,6 +318,7 @@ def _interrupted(proc, out):
     assert "manifest.json" not in left and not [p for p in left if p.startswith(".")], left
 
 
+@pytest.mark.slow
 def test_interrupt_at_start_up(tmp_path):
     fifo = tmp_path / "settings.toml"
     os.mkfifo(fifo)
