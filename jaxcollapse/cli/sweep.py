@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
                         help="run only host I's share of the points (default: jax.process_index())")
     parser.add_argument("--hosts", type=int, default=None, metavar="H",
                         help="number of hosts sharing the sweep (default: jax.process_count())")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the call groups as tasks of a Ray cluster: a local one, or the one at ADDRESS "
+                             "(e.g. HOST:6379 of `ray start --head`); pip install \"jaxcollapse[ray]\"")
     parser.add_argument("--merge", action="store_true",
                         help="merge the hosts' finished points into the tables (no simulation)")
     parser.add_argument("--from", dest="sources", action="append", default=[], metavar="DIR",
@@ -104,7 +107,12 @@ def run_command(args) -> int:
                         points_total=len(plan.points), points_before=len(done))
     t0 = time.perf_counter()
     try:
-        ran = run_plan(plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
+        if args.ray is not None:
+            from ..sweeps.ray_engine import run_plan_ray
+
+            ran = run_plan_ray(plan, args.out, address=args.ray or None, done=set(done), progress=progress)
+        else:
+            ran = run_plan(plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
     finally:
         if progress is not None:
             progress.close()
