@@ -13,6 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+import jaxcollapse as jc  # noqa: E402
 from jaxcollapse import cli  # noqa: E402
 from jaxcollapse.errors import ConfigError  # noqa: E402
 
@@ -75,7 +76,7 @@ def test_ray_equals_one_process_and_writes_in_the_driver(cluster, plan, one, tmp
 
 
 @pytest.mark.slow
-def test_cli_ray_writes_the_same_points(cluster, plan, one, tmp_path):
+def test_cli_and_python_api_on_ray(cluster, plan, one, tmp_path):
     spec_file = tmp_path / "s.toml"
     grid = SPEC["grid"]
     spec_file.write_text("\n".join(f"{k} = {v}" for k, v in SPEC.items() if k != "grid")
@@ -85,6 +86,9 @@ def test_cli_ray_writes_the_same_points(cluster, plan, one, tmp_path):
     arrays = lambda recs: {i: {k: v for k, v in r.items() if isinstance(v, np.ndarray)} for i, r in recs.items()}
     _assert_same(arrays(ST.finished_points(out, plan)), arrays(one))
     assert (out / "table.csv").exists()
+    _assert_same(arrays(jc.sweep(SPEC, ray=True).records), arrays(one))
+    with pytest.raises(ConfigError, match="leave host, hosts and devices unset"):
+        jc.sweep(SPEC, ray=True, host=0, hosts=2)
 
 
 def _die_at_start_of_task(path: str, nth: int) -> None:

@@ -67,7 +67,7 @@ def run_command(args) -> int:
 
     from ..sweeps.cost import check_fits, estimate
     from ..sweeps.plan import describe_plan, make_plan
-    from ..sweeps.run import run_plan
+    from ..sweeps.ray_engine import run_plan_on
     from ..sweeps.spec import as_spec
     from ..sweeps.store import finished_points, prepare_out, write_tables
     from ..sweeps.sweep import SweepResult, merge
@@ -107,12 +107,7 @@ def run_command(args) -> int:
                         points_total=len(plan.points), points_before=len(done))
     t0 = time.perf_counter()
     try:
-        if args.ray is not None:
-            from ..sweeps.ray_engine import run_plan_ray
-
-            ran = run_plan_ray(plan, args.out, address=args.ray or None, done=set(done), progress=progress)
-        else:
-            ran = run_plan(plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
+        ran = run_plan_on(args.ray, plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
     finally:
         if progress is not None:
             progress.close()

@@ -122,3 +122,19 @@ def run_plan_ray(plan, out=None, *, address: str | None = None, done: set | None
         if started:
             ray.shutdown()
     return records
+
+
+def run_plan_on(ray, plan, out=None, *, host: int = 0, hosts: int = 1, devices=None, done: set | None = None,
+                progress: Callable | None = None) -> dict:
+    """:func:`jaxcollapse.sweeps.run.run_plan` here when ``ray`` is None or False, else :func:`run_plan_ray` on a
+    local Ray cluster (``ray`` True or ``""``) or on the cluster at the address ``ray``."""
+    if ray is None or ray is False:
+        from .run import run_plan
+
+        return run_plan(plan, out, host=host, hosts=hosts, devices=devices, done=done, progress=progress)
+    if hosts != 1 or devices is not None:
+        raise ConfigError("a sweep on Ray runs every call group on the cluster's devices: leave host, hosts and "
+                          "devices unset")
+    return run_plan_ray(plan, out, address=None if ray is True or ray == "" else ray, done=done,
+                        progress=progress)
+
