@@ -28,7 +28,6 @@ SPEC = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, 
         "buckets": 1, "grid": {"regime": ["fully_synthetic"], "size": [3, 5, 7, 9, 11, 14]}}
 
 
-# the tests on the cluster are slow: its processes start, and JAX starts and compiles in each worker
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -63,8 +62,7 @@ def _writer(calls: list):
     return write
 
 
-@pytest.mark.slow
-def test_ray_equals_one_process_and_writes_in_the_driver(cluster, plan, one, tmp_path):
+def test_on_ray_equals_one_process_and_writes_in_the_driver(cluster, plan, one, tmp_path):
     calls, seen = [], []
     got = RE.run_plan_ray(plan, tmp_path, write=_writer(calls), progress=lambda *a: seen.append(a))
     _assert_same(got, one)
@@ -75,8 +73,7 @@ def test_ray_equals_one_process_and_writes_in_the_driver(cluster, plan, one, tmp
     assert sorted(RE.run_plan_ray(plan, done=done)) == [1, 3, 4]
 
 
-@pytest.mark.slow
-def test_cli_and_python_api_on_ray(cluster, plan, one, tmp_path):
+def test_on_ray_cli_and_python_api(cluster, plan, one, tmp_path):
     spec_file = tmp_path / "s.toml"
     grid = SPEC["grid"]
     spec_file.write_text("\n".join(f"{k} = {v}" for k, v in SPEC.items() if k != "grid")
@@ -113,8 +110,7 @@ class _KillsItsWorker:
         return _die_at_start_of_task, self.args
 
 
-@pytest.mark.slow
-def test_a_task_whose_worker_dies_is_retried(cluster, plan, one, tmp_path):
+def test_on_ray_a_task_whose_worker_dies_is_retried(cluster, plan, one, tmp_path):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     doomed = copy.copy(plan)
     doomed.crash = _KillsItsWorker(tmp_path / "starts", 3)     # the third task to start, mid-sweep
@@ -127,7 +123,14 @@ def test_a_task_whose_worker_dies_is_retried(cluster, plan, one, tmp_path):
         RE.run_plan_ray(doomed, max_retries=0)
 
 
-def test_without_ray_one_clear_line(plan, monkeypatch):
+def test_without_ray_or_cluster_one_clear_line(plan, monkeypatch):
+    import socket
+
+    with socket.socket() as s:                 # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}: "):
+        RE._check_reachable(f"127.0.0.1:{port}")            # what run_plan_ray(address=...) checks first
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r'install it with pip install "jaxcollapse\[ray\]"'):
         RE.run_plan_ray(plan)

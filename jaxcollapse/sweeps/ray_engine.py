@@ -37,6 +37,19 @@ def _group(plan, bucket_index: int, members: list) -> dict:
     return run_group(plan, plan.buckets[bucket_index], members)
 
 
+def _check_reachable(address: str) -> None:
+    """One line naming ``address`` if nothing listens there (Ray itself would wait for it without end)."""
+    import socket
+
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():           # "auto", "local": Ray finds the cluster
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 def _connect(ray, address: str | None) -> bool:
     """Connect the driver to the cluster at ``address`` (None: start a local one); whether it was started here."""
     import logging
@@ -44,6 +57,8 @@ def _connect(ray, address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address is not None:
+        _check_reachable(address)
     opts = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     # Ray starts its processes with fork + exec, which JAX's fork warning does not tell apart from a bare fork.
     with warnings.catch_warnings():
