@@ -84,6 +84,8 @@ def test_on_ray_cli_and_python_api(cluster, plan, one, tmp_path):
     _assert_same(arrays(ST.finished_points(out, plan)), arrays(one))
     assert (out / "table.csv").exists()
     _assert_same(arrays(jc.sweep(SPEC, ray=True).records), arrays(one))
+    with pytest.raises(ConfigError, match=r"num_gpus must be in \[0, 0\]"):
+        RE.run_plan_ray(plan, num_gpus=1)
     with pytest.raises(ConfigError, match="leave host, hosts and devices unset"):
         jc.sweep(SPEC, ray=True, host=0, hosts=2)
 

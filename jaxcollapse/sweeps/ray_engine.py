@@ -104,8 +104,11 @@ def run_plan_ray(plan, out=None, *, address: str | None = None, done: set | None
         return records
     started = _connect(ray, address)
     try:
+        gpus = ray.cluster_resources().get("GPU", 0)
         if num_gpus is None:
-            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+            num_gpus = 1 if gpus > 0 else 0
+        elif not 0 <= num_gpus <= max(gpus, 0):
+            raise ConfigError(f"num_gpus must be in [0, {gpus:g}] (the GPUs of the Ray cluster), got {num_gpus}")
         task = ray.remote(_group).options(
             name=TASK_NAME, num_cpus=1, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=False,
             runtime_env={"env_vars": GPU_ENV if num_gpus else CPU_ENV})
