@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
                         help="run only host I's share of the points (default: jax.process_index())")
     parser.add_argument("--hosts", type=int, default=None, metavar="H",
                         help="number of hosts sharing the sweep (default: jax.process_count())")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the call groups as tasks of a Ray cluster: a local one, or the one at ADDRESS "
+                             "(e.g. HOST:6379 of `ray start --head`); pip install \"jaxcollapse[ray]\"")
     parser.add_argument("--merge", action="store_true",
                         help="merge the hosts' finished points into the tables (no simulation)")
     parser.add_argument("--from", dest="sources", action="append", default=[], metavar="DIR",
@@ -64,7 +67,7 @@ def run_command(args) -> int:
 
     from ..sweeps.cost import check_fits, estimate
     from ..sweeps.plan import describe_plan, make_plan
-    from ..sweeps.run import run_plan
+    from ..sweeps.ray_engine import run_plan_on
     from ..sweeps.spec import as_spec
     from ..sweeps.store import finished_points, prepare_out, write_tables
     from ..sweeps.sweep import SweepResult, merge
@@ -104,7 +107,7 @@ def run_command(args) -> int:
                         points_total=len(plan.points), points_before=len(done))
     t0 = time.perf_counter()
     try:
-        ran = run_plan(plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
+        ran = run_plan_on(args.ray, plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
     finally:
         if progress is not None:
             progress.close()

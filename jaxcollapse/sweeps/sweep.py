@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, check_int
 from .plan import Plan, make_plan
-from .run import run_plan
+from .ray_engine import run_plan_on
 from .spec import as_spec
 from .store import POINTS_DIR, finished_points, load_point, point_path, prepare_out, table_csv, write_tables
 
@@ -189,7 +189,7 @@ class SweepResult:
 def sweep(spec, *, chains: int | None = None, generations: int | None = None, seed: int | None = None,
           out=None, host: int | None = None, hosts: int | None = None, devices=None, memory: int | None = None,
           points_per_call: int | None = None, keep_final: bool | None = None, overwrite: bool = False,
-          progress: Callable | None = None, command: str = "", argv=None) -> SweepResult:
+          progress: Callable | None = None, command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
     """Run a parameter sweep.
 
     Args:
@@ -201,6 +201,8 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
         and ``jax.process_count()``); merge the hosts' points with :func:`merge`.
       devices: JAX devices to spread call groups over (default: all local devices).
       progress: ``progress(chain_generations_done, total, points_done, work_fraction)`` between segments.
+      ray: run the call groups as tasks of a Ray cluster: True for a local one, or the address of one
+        (``pip install "jaxcollapse[ray]"``; host, hosts and devices are then left unset).
     """
     import jax
 
@@ -214,7 +216,7 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
     if out is not None:
         prepare_out(out, spec, overwrite)
         done = finished_points(out, plan)
-    ran = run_plan(plan, out, host=host, hosts=hosts, devices=devices, done=set(done), progress=progress)
+    ran = run_plan_on(ray, plan, out, host=host, hosts=hosts, devices=devices, done=set(done), progress=progress)
     records = {**done, **ran}
     complete = len(records) == len(plan.points)
     wall = time.perf_counter() - t0
