@@ -14,7 +14,8 @@ from ..engine.host import available_memory, clock, rate_text, size_text
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG
 from .progress import every_seconds, reporter
-from .settings import RunSettings, rerun_command, resolve, training
+from ..io.study import training
+from .settings import RunSettings, rerun_command, resolve
 
 #: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
 #: most memory those records may take.

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 from ..errors import ConfigError
 from ..io.study import initial_from_file as _initial_from_file  # noqa: F401  (re-exported)
-from ..io.study import training  # noqa: F401  (re-exported: the run command's Training)
 from .options import (BY_KEY, CORPUS_CHAINS, DEFAULT_CHAINS, DISTRIBUTION_KEYS, INITIAL_KEYS, OPTIONS, PROG,
                       REGIME_KEYS, SIZE_KEYS, TRAINED_KEYS, Opt, flag_name, one_line)
 
