@@ -15,6 +15,7 @@ from jaxcollapse.cli import run as run_command
 from jaxcollapse.cli import settings as cli_settings
 from jaxcollapse.cli.options import OPTIONS
 from jaxcollapse.errors import ConfigError
+from jaxcollapse.io.corpus import load_corpus
 
 SP = importlib.import_module("jaxcollapse.sweeps.spec")
 PL = importlib.import_module("jaxcollapse.sweeps.plan")
@@ -24,11 +25,10 @@ TALES = os.path.join(os.path.dirname(jc.__file__), "data", "tales.txt")
 SMALL = {"max_vocab": 16, "synthetic": 150}
 
 
-def _table(tmp_path, contexts=6, vocab=16):
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(vocab), contexts)
-    path = tmp_path / "truth.csv"
-    np.savetxt(path, probs, delimiter=",")
+def _table(tmp_path, corpus):
+    """A file with the corpus's context weights and other rows (its study has the corpus's shapes and sizes)."""
+    path = tmp_path / "truth.npz"
+    np.savez(path, probs=np.roll(corpus.initial.probs, 3, axis=1), weights=corpus.initial.weights)
     return str(path)
 
 
@@ -60,13 +60,12 @@ def _run_and_compare(points, spec):
     return plan
 
 
-def test_corpus_order_and_file_points_equal_run(tmp_path):
-    points = [{"corpus": TALES, "order": 1, **SMALL},                                  # a corpus point
-              {"corpus": TALES, "order": 2, "max_contexts": 6, **SMALL},               # order 2
-              {"initial_file": _table(tmp_path), "synthetic": 150}]                    # a file's table
+def test_corpus_order_2_and_file_points_equal_run(tmp_path):
+    corpus = {"corpus": TALES, "order": 2, "max_contexts": 6, **SMALL}                 # a corpus, order 2
+    table = _table(tmp_path, load_corpus(TALES, 2, max_vocab=16, max_contexts=6))
+    points = [corpus, {"initial_file": table, "synthetic": 150}]                         # a file's table
     plan = _run_and_compare(points, SP.Spec(points=points, chains=5, generations=3, seed=7, keep_final=True))
-    # the order-2 corpus and the file's 6 x 16 table share a compilation (sizes padded), order 1 does not
-    assert sorted(tuple(b.points) for b in plan.buckets) == [(0,), (1, 2)]
+    assert len(plan.buckets) == 1 and plan.buckets[0].tasks == [[0, 1]]
 
 
 def test_estimator_points_equal_run_and_share_a_call():
@@ -109,9 +108,20 @@ def test_settings_resolved_as_run_does_and_files_hashed_by_content(tmp_path):
     # the same text in another file is the same point (ids hash the file's content, not its path)
     b = SP.resolve_point({"corpus": str(tmp_path / "b.txt"), "size": 300})
     assert (b.id, b.fold) == (a.id, a.fold)
-    # a corpus's sample size defaults to its events, as in run
+    # a corpus's sample size defaults to its events, as in run; the order sets the contexts
     c = SP.resolve_point({"corpus": TALES, "max_contexts": 3})
     assert c.settings["synthetic"] == c.corpus.events
+    d = SP.resolve_point({"corpus": TALES, "order": 3, "max_contexts": 5, "size": 50})
+    assert d.initial.probs.shape[0] == 5 and all(len(label) == 2 for label in d.initial.context_labels)
+    # a point whose table has another shape compiles apart (order 1: one context); orders 2 and 3 give 5 x 40
+    # tables: one compilation
+    plan = PL.make_plan(SP.Spec(points=[{"corpus": TALES, "order": k, "max_contexts": 5, "size": 50}
+                                        for k in (1, 2, 3)], generations=2))
+    assert sorted(b.points for b in plan.buckets) == [[0], [1, 2]]
+    # the example sweep: its corpora found next to it, count and softmax points in one call each
+    example = os.path.join(os.path.dirname(jc.__file__), "examples", "sweep-estimators.toml")
+    plan = PL.make_plan(SP.load_spec(example))
+    assert len(plan.points) == 4 and [len(b.points) for b in plan.buckets] == [2, 2]
     # settings of the count estimator only: the training settings do not make another point
     with pytest.raises(ConfigError, match="same settings"):
         SP.resolve(SP.Spec(points=[{"size": 5}, {"size": 5, "learning_rate": 0.5}]))
