@@ -1,5 +1,6 @@
 """A sweep's specification and its points: the TOML layout, the settings a point may set, and each point
-resolved to what :func:`jaxcollapse.simulate` takes, with its key.
+resolved (by the resolver of ``jaxcollapse run``) to what :func:`jaxcollapse.simulate` or
+:func:`jaxcollapse.simulate_trained` takes, with its key.
 
 Point ``p`` uses the key ``fold_in(key(seed), h_p)`` with ``h_p`` a 31-bit hash of its resolved settings, and
 chain ``i`` of it ``fold_in(point_key, i)`` as in ``simulate``: results do not depend on the order of points, on
