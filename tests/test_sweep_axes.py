@@ -106,7 +106,7 @@ def test_settings_resolved_as_run_does_and_files_hashed_by_content(tmp_path):
     assert words.settings["warm_start"] is True and words.settings["learning_rate"] == 0.1
     assert ar.trained and ar.settings["estimator"] == "count" and ar.regime.length == 10
     # the same text in another file is the same point (ids hash the file's content, not its path)
-    b = SP.resolve_point({"corpus": str(tmp_path / "b.txt"), "size": 300})
+    b = SP.resolve_point({"corpus": tmp_path / "b.txt", "size": 300})
     assert (b.id, b.fold) == (a.id, a.fold)
     # a corpus's sample size defaults to its events, as in run; the order sets the contexts
     c = SP.resolve_point({"corpus": TALES, "max_contexts": 3})

@@ -220,7 +220,7 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
     from ..engine.settings import size_and_fraction
     from ..io.study import resolve_study
 
-    given = {k: v for k, v in settings.items() if v is not None}
+    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if v is not None}
     for k in given:
         _check_setting(k, given[k], f"point {index}")
     study = resolve_study(given)
