@@ -16,7 +16,8 @@ from ..engine.host import USABLE, available_memory, clock, rate_text, size_text
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG, one_line
 from .progress import every_seconds, reporter
-from .settings import RunSettings, rerun_command, resolve, training
+from ..io.study import training
+from .settings import RunSettings, rerun_command, resolve
 
 #: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
 #: most memory those records may take.
@@ -102,18 +103,12 @@ class Progress:
 
 
 def _check_trained(settings: RunSettings) -> None:
-    """Validate a trained run before any output (ConfigError for settings the trained path does not take)."""
+    """Validate a trained run before any output (decoding and smoothing are refused by the resolver)."""
     import jax
 
     from ..core.trained import build
 
     res = settings.resolved
-    if settings.decoding is not None and settings.decoding.active:
-        raise ConfigError("--temperature, --top-k and --top-p are not available with --estimator softmax|embedding "
-                          "or --regime autoregressive")
-    if res.get("smoothing"):
-        raise ConfigError("--smoothing is not available with --estimator softmax|embedding or --regime "
-                          "autoregressive (use --label-smoothing)")
     if res.get("chunk_size") is not None:
         check_int("--chunk-size", res["chunk_size"], low=1)
     with jax.enable_x64(True):

@@ -74,15 +74,26 @@ class Plan:
 
 
 def _size_of(config) -> int:
+    if _trained(config):
+        return max(config.capacity, 1)
     return max(config.slots, config.draws, config.capacity, config.pool_capacity, 1)
 
 
 def _static_key(config):
-    """What must agree for two points to share a compilation (sizes padded, vocab within a power of two)."""
+    """What must agree for two points to share a compilation (sizes padded, vocab within a power of two; a
+    trained estimator's configuration whole, nothing padded)."""
+    if _trained(config):
+        return (config, "trained")
     vclass = config.vocab if config.smoothing else 1 << max(0, math.ceil(math.log2(max(config.vocab, 1))))
     pool = config.pool_capacity if config.contexts > 1 else 0
     side = config.slots <= PICK_BITS_LIMIT if config.sampler == "resample" else None
     return (config._replace(capacity=0, slots=0, draws=0, vocab=vclass, pool_capacity=pool), side)
+
+
+def _trained(config) -> bool:
+    from ..core import trained
+
+    return isinstance(config, trained.Config)
 
 
 def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float = 0.0) -> list:
@@ -119,7 +130,6 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
 
     import jax
 
-    from ..core import count as kernel
     from ..engine.simulate import bytes_per_chain, chunk_for
 
     points = resolve(spec) if points is None else points
@@ -129,8 +139,7 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
         warnings.simplefilter("ignore")
         for p in points:
             try:
-                configs.append(kernel.build(p.initial, p.regime, generations=spec.generations, decoding=p.decoding,
-                                            smoothing=p.smoothing, sampler=p.sampler))
+                configs.append(p.build(spec.generations))
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
     groups = {}
@@ -146,7 +155,7 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
                              COMPILE_UNITS):
             idx = sorted(members[lo:hi])
             cfgs = [configs[i][0] for i in idx]
-            padded = key[0]._replace(
+            padded = key[0] if key[1] == "trained" else key[0]._replace(
                 vocab=max(c.vocab for c in cfgs), capacity=max(c.capacity for c in cfgs),
                 slots=max(c.slots for c in cfgs), draws=max(c.draws for c in cfgs),
                 pool_capacity=max(c.pool_capacity for c in cfgs))
@@ -168,9 +177,10 @@ def describe_plan(plan: Plan) -> str:
              f"{plan.compilations} compilation{'s' if plan.compilations != 1 else ''}"]
     for i, b in enumerate(plan.buckets):
         c = b.config
-        size = {"resample": f"slots {c.slots}, draws {c.draws}", "tokens": f"token buffer {c.capacity}",
-                "binomial": "binomial tree"}[c.sampler]
-        lines.append(f"  bucket {i}: {c.kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
+        size = (f"slots {c.slots}, draws {c.draws}" if c.sampler == "resample" else
+                f"token buffer {c.capacity}" if c.sampler == "tokens" else "binomial tree")
+        kind = f"{c.kind}, {c.estimator} estimator" if _trained(c) else c.kind
+        lines.append(f"  bucket {i}: {kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
                      f"{len(b.points)} points in {len(b.tasks)} call group{'s' if len(b.tasks) != 1 else ''} of "
                      f"{b.group} points x {b.chunk} chains ({b.bytes_per_call / 2**20:.0f} MiB per call)")
     return "\n".join(lines)
