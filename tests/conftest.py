@@ -22,6 +22,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import stats  # noqa: E402  (tests/stats.py, importable once the line above has run)
 
+# The package's own compilation cache (jaxcollapse.engine.cache) stays off in the tests and in the processes
+# they start, so nothing is written under the user's cache folder; the session cache below applies instead.
+os.environ["JAXCOLLAPSE_CACHE_DIR"] = "off"
+
 SLOW = (
     "test_golden.py::*",                                   # 39 compiled studies, a few seconds each
     "test_notebooks.py::test_notebook_runs",

@@ -7,6 +7,7 @@ JSON / Markdown files. JAX is imported only once a benchmark runs (not for ``--h
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import ConfigError
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             print(w.describe())
         return 0
     settings, text = resolve(args)
+    # compile times are of real compilations unless the caller names a cache (JAXCOLLAPSE_CACHE_DIR=DIR)
+    os.environ.setdefault("JAXCOLLAPSE_CACHE_DIR", "off")
     report = run(settings, text, micro=not args.no_micro, quiet=args.quiet)
     out = markdown(report)
     print(out)
