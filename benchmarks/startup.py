@@ -76,7 +76,8 @@ def main() -> None:
         def med(kind, i):
             xs = [t[i] for t in times[c][kind] if t[i] is not None]
             return f"{statistics.median(xs):.2f}" if xs else "-"
-        label = "`jaxcollapse run` (default study)" if c == "run" else f"{c}, {args.chains} chains x {args.generations} gens"
+        label = ("`jaxcollapse run` (default study)" if c == "run"
+                 else f"{c}, {args.chains} chains x {args.generations} gens")
         print(f"| {label} | {med('cold', 0)} | {med('cached', 0)} | {med('cold', 1)} | {med('cached', 1)} |")
     print(f"\nmedians of {args.rounds} rounds; cache after all cases: {size / 2**20:.1f} MiB")
 

@@ -51,6 +51,7 @@ SLOW = (
     "test_reproduce.py::test_figure_writes_its_files",
     "test_reproduce.py::test_fig*_agrees_with_*",
     "test_trained.py::test_cli_runs_trained_and_autoregressive",
+    "test_bench.py::test_gpu_script_smoke_*",            # subprocess, compiles a workload
 )
 
 
