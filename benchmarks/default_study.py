@@ -6,6 +6,11 @@ NumPy's ``Generator.multinomial`` (2-D pvals, a Python loop over generations, th
 
 from __future__ import annotations
 
+import os
+
+# compile times here are of real compilations: no persistent cache unless one is named
+os.environ.setdefault("JAXCOLLAPSE_CACHE_DIR", "off")
+
 import argparse
 import statistics
 import time

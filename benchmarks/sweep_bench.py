@@ -13,9 +13,13 @@ writes it to a file as well).
 
 from __future__ import annotations
 
+import os
+
+# compile times here are of real compilations: no persistent cache unless one is named
+os.environ.setdefault("JAXCOLLAPSE_CACHE_DIR", "off")
+
 import argparse
 import importlib
-import os
 import platform
 import sys
 import time

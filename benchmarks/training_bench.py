@@ -10,6 +10,11 @@ ratio to counting in the same run.
 
 from __future__ import annotations
 
+import os
+
+# compile times here are of real compilations: no persistent cache unless one is named
+os.environ.setdefault("JAXCOLLAPSE_CACHE_DIR", "off")
+
 import argparse
 import platform
 import statistics

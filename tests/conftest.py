@@ -22,6 +22,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import stats  # noqa: E402  (tests/stats.py, importable once the line above has run)
 
+# The package's own compilation cache (jaxcollapse.engine.cache) stays off in the tests and in the processes
+# they start, so nothing is written under the user's cache folder; the session cache below applies instead.
+os.environ["JAXCOLLAPSE_CACHE_DIR"] = "off"
+
 SLOW = (
     "test_golden.py::*",                                   # 39 compiled studies, a few seconds each
     "test_notebooks.py::test_notebook_runs",
@@ -48,6 +52,7 @@ SLOW = (
     "test_reproduce.py::test_figure_writes_its_files",
     "test_reproduce.py::test_fig*_agrees_with_*",
     "test_trained.py::test_cli_runs_trained_and_autoregressive",
+    "test_bench.py::test_gpu_script_smoke_*",            # subprocess, compiles a workload
 )
 
 

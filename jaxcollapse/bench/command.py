@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ConfigError as e:
         print(f"jaxcollapse: error: {e}", file=sys.stderr)
         return 2
+    # compile times are of real compilations unless the caller names a cache (JAXCOLLAPSE_CACHE_DIR=DIR)
+    os.environ.setdefault("JAXCOLLAPSE_CACHE_DIR", "off")
     report = run(settings, text, micro=not args.no_micro, quiet=args.quiet)
     out = markdown(report)
     print(out)

@@ -2,7 +2,9 @@
 
 :func:`machine_info` records the backend, device, CPU, versions and the sha256 of the package's source files;
 :func:`rng_throughput` measures uniforms per second of ``jax.random.uniform`` and NumPy's PCG64;
-:func:`rng_share` estimates the uniforms the engine draws per generation and their share of its time.
+:func:`rng_share` estimates the uniforms the engine draws per generation and their share of its time;
+:func:`copy_bandwidth` measures a memcpy-like bandwidth and :func:`metrics_share` the share of it the engine's
+metric pass uses.
 """
 
 from __future__ import annotations
@@ -119,6 +121,44 @@ def rng_throughput(size: int, repeats: int) -> dict:
         rng.random(out=buf)
         times.append(time.perf_counter() - t)
     out["numpy_pcg64_float64"] = {"per_s": size / median(times), "seconds": times}
+    return out
+
+
+def copy_bandwidth(size: int, repeats: int) -> dict:
+    """Bytes per second of a jitted ``x + 1.0`` over ``size`` float64 values (a memcpy-like pass: every byte
+    read once and written once, counted twice), median of ``repeats`` calls, with the seconds of each."""
+    import jax
+    import jax.numpy as jnp
+    with jax.enable_x64(True):
+        x = jnp.zeros(size, jnp.float64)
+        f = jax.jit(lambda x: x + 1.0)
+        f(x).block_until_ready()
+        times = []
+        for _ in range(max(repeats, 5)):
+            t = time.perf_counter()
+            f(x).block_until_ready()
+            times.append(time.perf_counter() - t)
+    return {"bytes": 16 * size, "per_s": 16 * size / median(times), "seconds": times}
+
+
+def metric_bytes_per_chain(w, sampler: str) -> int:
+    """Bytes of one chain's state that the metric pass reads at least once per generation: the resample kernel's
+    training list (int32 token per sample) and first-model counts (int32 per token), or the count kernel's
+    model and first model (float64 per token each)."""
+    if sampler == "resample":
+        return 4 * (w.n + (w.real or 0)) + 4 * w.vocab
+    return 16 * w.vocab
+
+
+def metrics_share(w, chains: int, sampler: str, micro: dict | None, bandwidth: dict | None) -> dict:
+    """The metric pass's bytes per generation (:func:`metric_bytes_per_chain` x ``chains``), its time alone
+    (``micro["metrics_ms_per_gen"]``) and the share of the measured copy bandwidth that rate is."""
+    out = {"bytes_per_gen": metric_bytes_per_chain(w, sampler) * chains}
+    ms = (micro or {}).get("metrics_ms_per_gen")
+    if ms:
+        out["bytes_per_s"] = out["bytes_per_gen"] / (ms / 1e3)
+        if bandwidth:
+            out["share_of_bandwidth"] = out["bytes_per_s"] / bandwidth["per_s"]
     return out
 
 

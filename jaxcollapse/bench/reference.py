@@ -187,16 +187,11 @@ def make_jax_multinomial(p0: np.ndarray, n: int, chains: int, gens: int, *, real
     return run
 
 
-def check_jax_multinomial(p0: np.ndarray, n: int, chains: int, seed: int) -> dict:
-    """Draw ``chains`` rows of ``n`` samples from ``p0`` ``(V,)`` with ``jax.random.multinomial`` (float64) and
-    check the counts: integral, non-negative, every row summing exactly to ``n``; calibration: mean over
-    tokens with ``n p_i >= 100`` of ``z_i^2``, ``z_i`` the standardised mean count over chains (about 1)."""
-    import jax
-    import jax.numpy as jnp
-    with jax.enable_x64(True):
-        f = jax.jit(lambda k: jax.vmap(lambda kk: jax.random.multinomial(kk, float(n), jnp.asarray(p0)))(
-            jax.random.split(k, chains)))
-        counts = np.asarray(f(jax.random.key(seed)))
+def check_counts(counts: np.ndarray, p0: np.ndarray, n: int) -> dict:
+    """Check multinomial counts ``(chains, V)`` of ``n`` draws from ``p0`` ``(V,)``: integral, non-negative,
+    every row summing exactly to ``n``; calibration: mean over tokens with ``n p_i >= 100`` of ``z_i^2``,
+    ``z_i`` the standardised mean count over chains (about 1; ``exact`` needs it below 1 + 6 s.d.)."""
+    chains = counts.shape[0]
     integral = bool(np.all(counts == np.round(counts)))
     nonneg = bool(np.all(counts >= 0))
     sums = counts.sum(axis=1)
@@ -209,6 +204,37 @@ def check_jax_multinomial(p0: np.ndarray, n: int, chains: int, seed: int) -> dic
     return {"chains": chains, "n": n, "dtype": str(counts.dtype), "integral": integral, "non_negative": nonneg,
             "rows_sum_to_n": exact_sum, "max_abs_sum_error": float(np.max(np.abs(sums - n))),
             "z2_mean": z2, "z2_tokens": int(use.sum()), "exact": ok}
+
+
+def check_jax_multinomial(p0: np.ndarray, n: int, chains: int, seed: int) -> dict:
+    """:func:`check_counts` of ``chains`` rows of ``n`` samples from ``p0`` ``(V,)`` drawn with
+    ``jax.random.multinomial`` (float64)."""
+    import jax
+    import jax.numpy as jnp
+    with jax.enable_x64(True):
+        f = jax.jit(lambda k: jax.vmap(lambda kk: jax.random.multinomial(kk, float(n), jnp.asarray(p0)))(
+            jax.random.split(k, chains)))
+        counts = np.asarray(f(jax.random.key(seed)))
+    return check_counts(counts, p0, n)
+
+
+def check_engine_multinomial(p0: np.ndarray, n: int, chains: int, seed: int) -> dict:
+    """:func:`check_counts` of the engine's binomial-tree sampler (``samplers.multinomial``, the sampler of the
+    large-sample workloads) drawing ``chains`` rows of ``n`` samples from ``p0`` ``(V,)``, with its time."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from ..core import samplers
+    with jax.enable_x64(True):
+        w = jnp.broadcast_to(jnp.asarray(p0, jnp.float64), (chains, p0.size))
+        f = jax.jit(lambda k: samplers.multinomial(k, w, jnp.full(chains, n, jnp.int64), method="binomial"))
+        np.asarray(f(jax.random.key(seed + 1)))
+        t = time.perf_counter()
+        counts = np.asarray(f(jax.random.key(seed)))
+        seconds = time.perf_counter() - t
+    return dict(check_counts(counts, p0, n), vocab=int(p0.size), seconds=seconds)
 
 
 # ----------------------------------------------------------------------------------------------------------

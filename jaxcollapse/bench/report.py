@@ -140,12 +140,15 @@ def markdown(report: dict) -> str:
         "summary), scan = generations 2..G, tail = host summary. Micro = the kernel's pieces jitted alone per "
         "generation (sampler only, count kernels / whole step / the 8 metrics), for all chunks. RNG share = estimated "
         "uniforms per generation / scan time per generation / `jax.random.uniform` throughput, float64 "
-        "(float32 for 32-bit draws), of the large batch / of the in-cache batch.",
+        "(float32 for 32-bit draws), of the large batch / of the in-cache batch. Metric pass = bytes of the "
+        "chains' state the 8 metrics read per generation (resample: int32 training list + first counts; count: "
+        "float64 model + first model) / micro metrics time, and its share of the copy bandwidth below.",
         "",
         "| workload | V | n | N | full chains x gens | run chains x gens | sampler, chunk | first call s | "
         "compile s | compile <= 5 s | ms/gen (all) | ms/gen (scan) | phases s: start / scan / tail | "
-        "micro ms/gen: sampler / step / metrics | uniforms/gen (est.) | RNG share: large / in-cache rate |",
-        "|---|---:|---:|---:|---|---|---|---:|---:|---|---:|---:|---|---|---:|---:|",
+        "micro ms/gen: sampler / step / metrics | uniforms/gen (est.) | RNG share: large / in-cache rate | "
+        "metric pass GB/s (share of copy bandwidth) |",
+        "|---|---:|---:|---:|---|---|---|---:|---:|---|---:|---:|---|---|---:|---:|---:|",
     ]
     for res in report["workloads"]:
         w = res["workload"]
@@ -157,12 +160,16 @@ def markdown(report: dict) -> str:
         if "micro" in res["errors"]:
             mis = "failed"
         rn = res.get("random_numbers", {})
+        mp = res.get("metric_pass", {})
+        mps = "-" if not mp.get("bytes_per_s") else (f"{fmt(mp['bytes_per_s'] / 1e9)} "
+                                                     f"({_pct(mp.get('share_of_bandwidth'))})")
         lines.append(
             f"| {w['name']} | {w['vocab']} | {fmt(w['n'])} | {w['real'] or '-'} | {w['chains']} x {w['generations']} "
             f"| {res['chains']} x {res['generations']} | {e.get('sampler')}, {e.get('chunk_size')} | "
             f"{fmt(e['first_call_s'])} | {fmt(e['compile_s'])} | {'met' if e['compile_met'] else '**missed**'} | "
             f"{fmt(e['ms_per_gen'])} | {fmt(e.get('scan_ms_per_gen'))} | {phs} | {mis} | "
-            f"{fmt(rn.get('estimate_per_gen'))} | {_pct(rn.get('share_of_time'))} / {_pct(rn.get('share_of_time_small'))} |")
+            f"{fmt(rn.get('estimate_per_gen'))} | {_pct(rn.get('share_of_time'))} / "
+            f"{_pct(rn.get('share_of_time_small'))} | {mps} |")
     loads = [f"{r['workload']['name']} {r['load_average'].get('start')} -> {r['load_average'].get('end')}"
              for r in report["workloads"] if r.get("load_average")]
     if loads:
@@ -189,6 +196,9 @@ def markdown(report: dict) -> str:
         lines += [
             f"| NumPy `default_rng().random` float64 (PCG64, 1 thread) | {fmt(rng['numpy_pcg64_float64']['per_s'])} |",
         ]
+        if "copy" in rng:
+            lines += ["", f"Copy bandwidth (jitted `x + 1.0` over {fmt(rng['batch'])} float64, read + write): "
+                      f"{fmt(rng['copy']['per_s'] / 1e9)} GB/s."]
         hows = sorted({r["random_numbers"].get("how") for r in report["workloads"] if r.get("random_numbers")} - {None})
         if hows:
             lines += ["", "Uniforms per generation estimated as: " + "; ".join(hows) + "."]

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from . import reference
-from .machine import machine_info, rng_share, rng_throughput
+from .machine import copy_bandwidth, machine_info, metrics_share, rng_share, rng_throughput
 from .timing import collision_stats, loadavg, log, median, plan_subset, pool, timed, timing_row
 from .workloads import TARGET_B, TARGET_COMPILE_S, WORKLOADS, Workload, bench_engine, bench_engine_micro, sizes_for
 
@@ -189,6 +189,8 @@ def bench_workload(w: Workload, chains: int, gens: int, *, refs, repeats: int, s
     engine["compile_met"] = bool(engine["compile_s"] <= TARGET_COMPILE_S)
     result["collision_check"] = checks
     result["random_numbers"] = rng_share(w, chains, engine, rng)
+    result["metric_pass"] = metrics_share(w, chains, engine.get("sampler"), result.get("micro"),
+                                          (rng or {}).get("copy"))
     result["seconds"] = time.perf_counter() - t_start
     result["load_average"]["end"] = loadavg()
     return result
@@ -203,6 +205,7 @@ def run(settings: dict, settings_text: str, *, micro: bool = True, quiet: bool =
     t0 = time.perf_counter()
     if settings["rng_size"]:
         report["rng"] = rng_throughput(settings["rng_size"], settings["repeats"])
+        report["rng"]["copy"] = copy_bandwidth(settings["rng_size"], settings["repeats"])
         log(f"RNG: jax float64 {report['rng']['jax_float64']['per_s']:.3g}/s, float32 "
             f"{report['rng']['jax_float32']['per_s']:.3g}/s, numpy "
             f"{report['rng']['numpy_pcg64_float64']['per_s']:.3g}/s", quiet)

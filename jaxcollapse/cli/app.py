@@ -135,6 +135,7 @@ def _main(raw: list[str]) -> int:
             return cmd_bench(raw[1:])
         parser = build_parser()
         args = parser.parse_args(raw)
+        importlib.import_module("jaxcollapse.engine.cache").configure()   # before JAX starts
         if args.command is None:
             parser.print_help()
             return 0

@@ -28,6 +28,7 @@ from ..core.kernels import kernel_for
 from ..core.regimes import Decoding, Regime
 from ..errors import ConfigError, check_bool, check_callable, check_float, check_int
 from . import driver
+from .cache import configure as configure_cache
 from .collect import Collector, Output, gather
 from .result import METRIC_NAMES, Moments, Result
 
@@ -165,8 +166,12 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         are bit-identical for any number of devices and processes.
       chain_ids: run only the chains of these global indices (``(chains,)`` distinct non-negative ints):
         row ``r`` of the result is chain ``chain_ids[r]``, the same trajectory as in a run of all chains.
+
+    Compiled programs are kept in the persistent compilation cache of :mod:`jaxcollapse.engine.cache` (unless
+    JAX already has one, or ``JAXCOLLAPSE_CACHE_DIR=off``).
     """
     t0 = time.perf_counter()
+    configure_cache()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
     memory = int(check_float("memory (bytes)", memory, low=0.0, low_open=True))
     keep_traces = check_bool("keep_traces", keep_traces)
@@ -278,6 +283,7 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
     0 up to rounding for the fixed-size regimes).
     """
     t0 = time.perf_counter()
+    configure_cache()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
     per_context, keep_final = _check_options(per_context, keep_final, progress)
     with jax.enable_x64(True):
