@@ -58,14 +58,14 @@ def theory_point(settings: dict, initial_probs: np.ndarray | None, generations: 
 
 
 def _load(out):
-    from .sweep import load_sweep
+    from .store import read_sweep
 
-    res = load_sweep(out)
-    if not res.complete:
-        raise ConfigError(f"{os.fspath(out)} is not a finished jaxcollapse sweep ({len(res.records)} of "
-                          f"{len(res.points)} points finished)")
-    manifest = {"chains": res.chains, "generations": res.generations, "plot": res.plan.spec.plot}
-    return manifest, [(p.settings, res.records[p.index]) for p in res.points]
+    spec, points, records, _, _ = read_sweep(out)
+    if len(records) < len(points):
+        raise ConfigError(f"{os.fspath(out)} is not a finished jaxcollapse sweep ({len(records)} of {len(points)} "
+                          f"points finished)")
+    manifest = {"chains": spec.chains, "generations": spec.generations, "plot": spec.plot}
+    return manifest, [(p.settings, records[p.index]) for p in points]
 
 
 def _axes(rows, x=None, y=None):

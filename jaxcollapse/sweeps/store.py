@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .spec import Point, Spec
-from .tables import MANIFEST, STORE_FORMAT, summary_table
+from .tables import MANIFEST, POINTS_DIR, STORE_FORMAT, summary_table
 
 SPEC_FILE = "sweep.json"
 PARTS = "parts"
@@ -411,3 +411,36 @@ def _drop(d: str, bad: list, kept: list, damaged: dict) -> None:
             if (idx[~live] != -1).any():
                 idx[~live] = -1
                 arr[...] = idx
+
+
+def read_sweep(out) -> tuple:
+    """Everything finished under ``out`` (its stores: ``out`` and ``out/shards/*``, or the point files of the
+    earlier layout): ``(spec, points, {point index: record}, [Parquet parts], manifest or {})``. The parts are
+    left out when stores overlap (then the summary rows are rebuilt from the records)."""
+    from .spec import resolve
+    from .tables import load_point, read_manifest
+
+    d = os.fspath(out)
+    stores = find_stores(d)
+    manifest = read_manifest(d) or {}
+    if not stores:
+        if not (manifest and os.path.isdir(os.path.join(d, POINTS_DIR))):
+            raise ConfigError(f"{d} holds no jaxcollapse sweep (no {SPEC_FILE}, no {SHARDS}/)")
+        points = [Point(p["index"], p["id"], p["settings"], 0, None, None, None, p["settings"].get("smoothing"),
+                        p["settings"].get("sampler")) for p in manifest["points"]]
+        records = {p.index: load_point(os.path.join(d, POINTS_DIR, f"{p.id}.npz")) for p in points}
+        spec = Spec(points=[p.settings for p in points], chains=manifest["chains"],
+                    generations=manifest["generations"], seed=manifest["seed"], plot=manifest.get("plot") or {})
+        return spec, points, {i: r for i, r in records.items() if r is not None}, [], manifest
+    spec = read_spec(stores[0])
+    for s in stores[1:]:
+        if read_spec(s) != spec:
+            raise ConfigError(f"{s} holds another sweep than {stores[0]} (other points or settings)")
+    points = resolve(spec)
+    records, parts, overlap = {}, [], False
+    for s in stores:
+        recs, good = read_store(s, points)
+        overlap |= bool(records.keys() & recs.keys())
+        records = {**recs, **records}
+        parts += good
+    return spec, points, records, [] if overlap else parts, manifest

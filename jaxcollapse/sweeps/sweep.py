@@ -24,10 +24,9 @@ import numpy as np
 from ..errors import ConfigError
 from .plan import Plan, make_plan
 from .run import run_plan
-from .spec import as_spec, resolve
-from .store import (close, find_stores, parse_shard, prepare_store, read_spec, read_store, shard_from_env,
-                    store_dir)
-from .tables import read_manifest, summary_table, table_csv, table_frame, write_manifest
+from .spec import as_spec
+from .store import close, find_stores, parse_shard, prepare_store, read_store, read_sweep, shard_from_env, store_dir
+from .tables import summary_table, table_csv, table_frame, write_manifest
 
 
 @dataclasses.dataclass(repr=False)
@@ -264,44 +263,10 @@ def load_sweep(out) -> SweepResult:
     """A sweep read back from its results directory (every store: ``out`` and ``out/shards/*``), finished or
     not: :meth:`SweepResult.to_pandas`, :meth:`SweepResult.to_xarray`, :meth:`SweepResult.plot`. Directories of
     the earlier one-file-per-point layout load too. ConfigError for a directory that holds no sweep."""
-    d = os.fspath(out)
-    stores = find_stores(d)
-    manifest = read_manifest(d) or {}
-    if not stores:
-        if manifest and os.path.isdir(os.path.join(d, "points")):
-            return _load_layout_1(d, manifest)
-        raise ConfigError(f"{d} holds no jaxcollapse sweep (no sweep.json, no shards/)")
-    spec = read_spec(stores[0])
-    for s in stores[1:]:
-        if read_spec(s) != spec:
-            raise ConfigError(f"{s} holds another sweep than {stores[0]} (other points or settings)")
-    points = resolve(spec)
-    records, parts, overlap = {}, [], False
-    for s in stores:
-        recs, good = read_store(s, points)
-        overlap |= bool(records.keys() & recs.keys())
-        records = {**recs, **records}
-        parts += good
+    spec, points, records, parts, manifest = read_sweep(out)
     plan = Plan(spec, points, [], [], "")          # read back: nothing to run, so no configurations
     return SweepResult(plan, records, [], len(records) == len(points), float(manifest.get("wall_time_s", 0.0)),
-                       d, [] if overlap else parts)
-
-
-def _load_layout_1(d: str, manifest: dict) -> SweepResult:
-    from .spec import Point, Spec
-    from .tables import load_point
-
-    points = [Point(p["index"], p["id"], p["settings"], 0, None, None, None, p["settings"].get("smoothing", 0.0),
-                    p["settings"].get("sampler", "auto")) for p in manifest["points"]]
-    records = {}
-    for p in points:
-        rec = load_point(os.path.join(d, "points", f"{p.id}.npz"))
-        if rec is not None:
-            records[p.index] = rec
-    spec = Spec(points=[p.settings for p in points], chains=manifest["chains"], generations=manifest["generations"],
-                seed=manifest["seed"], plot=manifest.get("plot") or {})
-    return SweepResult(Plan(spec, points, [], [], ""), records, [], len(records) == len(points),
-                       float(manifest.get("wall_time_s", 0.0)), d)
+                       os.fspath(out), parts)
 
 
 def merge(out, *, command: str = "", argv=None) -> SweepResult:
