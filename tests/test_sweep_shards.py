@@ -19,6 +19,7 @@ PL = importlib.import_module("jaxcollapse.sweeps.plan")
 ST = importlib.import_module("jaxcollapse.sweeps.store")
 
 
+@pytest.mark.slow
 def test_shards_and_merge_equal_one_process(tmp_path):
     one = jc.sweep(GRID, out=tmp_path / "one")
     out = tmp_path / "sh"
@@ -34,6 +35,7 @@ def test_shards_and_merge_equal_one_process(tmp_path):
     _same(jc.load_sweep(out), one)
 
 
+@pytest.mark.slow
 def test_cli_shards_from_slurm_and_sweep_merge(tmp_path, capsys, monkeypatch):
     spec_file = tmp_path / "s.toml"
     spec_file.write_text(TOML.replace("size = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]", "size = [3, 5, 9]"))
