@@ -63,7 +63,7 @@ def run_command(args) -> int:
     from ..sweeps.plan import describe_plan, make_plan
     from ..sweeps.run import run_plan
     from ..sweeps.spec import as_spec
-    from ..sweeps.store import close, prepare_store, read_store, store_dir
+    from ..sweeps.store import close, part_paths, prepare_store, read_store, store_dir
     from ..sweeps.tables import write_manifest
     from ..sweeps.sweep import SweepResult, _shard
 
@@ -117,7 +117,7 @@ def run_command(args) -> int:
             f"done run `jaxcollapse sweep-merge {args.out}`")
         return 0
     write_manifest(args.out, plan, stores=[d], command=_command(args), wall_time=wall)
-    res = SweepResult(plan, records, sorted(ran), True, wall, args.out, read_store(d, plan.points)[1])
+    res = SweepResult(plan, records, sorted(ran), True, wall, args.out, part_paths(d))
     return finish(args, res, say)
 
 

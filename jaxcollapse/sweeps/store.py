@@ -296,6 +296,11 @@ def close(out) -> None:
     _OPEN.pop(os.fspath(out), None)
 
 
+def part_paths(d) -> list:
+    """The paths of store ``d``'s Parquet parts, by row (checked by :func:`read_store`, not here)."""
+    return [path for _, _, path in _parts(os.fspath(d))]
+
+
 def _parts(d) -> list:
     """``[(lo, hi, path)]`` of the store's part files, by row."""
     folder = os.path.join(d, PARTS)

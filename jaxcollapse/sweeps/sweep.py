@@ -25,7 +25,8 @@ from ..errors import ConfigError
 from .plan import Plan, make_plan
 from .run import run_plan
 from .spec import as_spec
-from .store import close, find_stores, parse_shard, prepare_store, read_store, read_sweep, shard_from_env, store_dir
+from .store import (close, find_stores, parse_shard, part_paths, prepare_store, read_store, read_sweep,
+                    shard_from_env, store_dir)
 from .tables import summary_table, table_csv, table_frame, write_manifest
 
 
@@ -254,7 +255,7 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
     wall = time.perf_counter() - t0
     if out is not None and complete and n == 1:
         write_manifest(out, plan, stores=[d], command=command, argv=argv, wall_time=wall)
-    parts = read_store(d, plan.points)[1] if d is not None else []
+    parts = part_paths(d) if d is not None else []
     return SweepResult(plan, records, sorted(ran), complete, wall, None if out is None else os.fspath(out), parts,
                        (i, n))
 
