@@ -149,11 +149,10 @@ def prepare_store(d, spec: Spec, overwrite: bool = False, shard: tuple = (0, 1))
         if old.get("store_format") != STORE_FORMAT:
             raise ConfigError(f"{d} holds a sweep written by an earlier version (one points/<id>.npz per point): "
                               f"it cannot be resumed; jaxcollapse.load_sweep still reads it; choose another --out")
-        if {k: old.get(k) for k in ("fingerprint", "settings", "points")} != \
-                {k: record[k] for k in ("fingerprint", "settings", "points")}:
+        if (old.get("fingerprint"), old.get("points")) != (record["fingerprint"], record["points"]):
             if not overwrite:
                 raise ConfigError(f"output directory {d} holds another sweep (other points, chains, generations, "
-                                  f"seed or settings); pass --overwrite to replace it or choose another --out")
+                                  f"seed or keep_final); pass --overwrite to replace it or choose another --out")
             for name in (PARTS, ARRAYS):
                 shutil.rmtree(os.path.join(d, name), ignore_errors=True)
     os.makedirs(os.path.join(d, PARTS), exist_ok=True)
@@ -439,8 +438,9 @@ def read_sweep(out) -> tuple:
         return spec, points, {i: r for i, r in records.items() if r is not None}, [], manifest
     spec = read_spec(stores[0])
     for s in stores[1:]:
-        if read_spec(s) != spec:
-            raise ConfigError(f"{s} holds another sweep than {stores[0]} (other points or settings)")
+        other = read_spec(s)
+        if (other.fingerprint(), other.points) != (spec.fingerprint(), spec.points):
+            raise ConfigError(f"{s} holds another sweep than {stores[0]} (other points, chains, generations, seed or keep_final)")
     points = resolve(spec)
     records, parts, overlap = {}, [], False
     for s in stores:
