@@ -103,12 +103,16 @@ class SweepResult:
             raise ValueError("no finished point to convert")
         if self.parts:
             import pyarrow as pa
+            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
             table = pa.concat_tables([pq.read_table(p) for p in self.parts], promote_options="default")
             if len(table) == sum(len(self.records[p.index]["collapsed"]) * (len(self.records[p.index]["metrics"]) + 1)
                                  for p in self._done()):
-                return table_frame(table.take(pa.compute.sort_indices(table, [("point", "ascending")])))
+                order = table["point"].to_numpy()
+                if (order[1:] < order[:-1]).any():            # parts of several buckets or shards
+                    table = table.take(pc.sort_indices(table, [("point", "ascending")]))
+                return table_frame(table)
         return table_frame(summary_table(self.plan.points, self.records))
 
     def to_xarray(self):
