@@ -211,7 +211,8 @@ class _Writer:
         self.d, self.spec = d, spec
         self.group = zarr.open_group(os.path.join(d, ARRAYS), mode="a")
         self.buffer = []                 # (point, record)
-        self.last = -math.inf
+        self.last = -math.inf            # time of the last commit
+        self.opened = time.monotonic()
 
     def _array(self, name: str, tail: tuple):
         """Array ``name`` with trailing shape at least ``tail`` (created or grown)."""
@@ -266,8 +267,9 @@ def write_point(out, point: Point, record: dict, spec: Spec) -> None:
     """Hand one finished point's record to store ``out`` (a directory prepared by :func:`prepare_store`).
 
     The one writer of sweep results, for any engine, called in the driver process as call groups finish. Points
-    are buffered and committed together by :func:`flush` (one Parquet part and one append to each Zarr array);
-    a point is durable once committed.
+    are buffered and committed together (one Parquet part and one append to each Zarr array) by :func:`flush`,
+    here once :data:`FLUSH_SECONDS` have passed since the last commit, and by :func:`close`; a point is durable
+    once committed.
     """
     d = os.fspath(out)
     w = _OPEN.get(d)
@@ -277,7 +279,7 @@ def write_point(out, point: Point, record: dict, spec: Spec) -> None:
     rec["_vocab"] = int(np.asarray(record["final"]).shape[-1]) if "final" in record else int(point.settings.get(
         "vocab", 0))
     w.buffer.append((point, rec))
-    if len(w.buffer) >= FLUSH_POINTS:
+    if len(w.buffer) >= FLUSH_POINTS or time.monotonic() - max(w.last, w.opened) >= FLUSH_SECONDS:
         w.flush()
 
 
