@@ -33,6 +33,7 @@ SLOW = (
     "test_sweep.py::test_eight_devices_equal_one",         # subprocess
     "test_sweep.py::test_points_equal_plain_simulate_and_compile_once",
     "test_sweep.py::test_hosts_split_and_merge_equal_one_host",
+    "test_sweep_ray.py::test_on_ray_*",                    # a local Ray cluster: JAX starts in each worker
     "test_corpus.py::test_words_run_through_the_entry_point",   # subprocess
     "test_cli.py::test_errors_through_the_entry_point",    # subprocesses
     "test_cli.py::test_*simplex*",

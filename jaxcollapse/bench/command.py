@@ -7,9 +7,11 @@ JSON / Markdown files. JAX is imported only once a benchmark runs (not for ``--h
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import ConfigError
+from ..io.files import write_text
 from .machine import UNIFORMS_PER_BINOMIAL
 from .report import fmt, markdown, write_json
 from .runner import B_MAX_DRAWS, run
@@ -53,23 +55,29 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def resolve(args: argparse.Namespace) -> tuple[dict, str]:
     """The settings of a run from the parsed flags (defaults filled in, ``--quick`` applied) and their one-line
-    summary for the report. Raises SystemExit on unknown workloads or references or non-positive values."""
+    summary for the report. Raises ConfigError on unknown workloads, references or samplers and on non-positive
+    values."""
     names = (args.workloads.split(",") if args.workloads else list(QUICK_WORKLOADS if args.quick else WORKLOADS))
     names = [n.strip().upper() for n in names if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
-        raise SystemExit(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+        raise ConfigError(f"--workloads: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     refs = [r.strip().lower() for r in args.refs.split(",") if r.strip()]
     bad = [r for r in refs if r not in ("a", "b", "c")]
     if bad:
-        raise SystemExit(f"unknown reference(s) {', '.join(bad)}; choose from a, b, c")
+        raise ConfigError(f"--refs: unknown reference(s) {', '.join(bad)}; choose from a, b, c")
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     budget = args.budget if args.budget is not None else (0.5 if args.quick else 30.0)
     rng_size = args.rng_size if args.rng_size is not None else (1 << 20 if args.quick else 1 << 24)
     chain_scale = args.chain_scale if args.chain_scale is not None else args.scale
     gen_scale = args.gen_scale if args.gen_scale is not None else args.scale
-    if repeats < 1 or budget <= 0 or chain_scale <= 0 or gen_scale <= 0:
-        raise SystemExit("--repeats, --budget and the scales must be positive")
+    for flag, value in (("--repeats", repeats), ("--budget", budget), ("--scale/--chain-scale", chain_scale),
+                        ("--scale/--gen-scale", gen_scale), ("--chains", args.chains),
+                        ("--generations", args.generations), ("--chunk-size", args.chunk_size)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{flag} must be positive, got {value}")
+    if args.rng_size is not None and args.rng_size < 0:
+        raise ConfigError(f"--rng-size must be >= 0 (0 = skip), got {args.rng_size}")
     settings = {"workloads": names, "refs": refs, "repeats": repeats, "budget_s": budget,
                 "chain_scale": chain_scale, "gen_scale": gen_scale, "chains": args.chains,
                 "generations": args.generations, "quick": args.quick, "sampler": args.sampler,
@@ -83,7 +91,7 @@ def resolve(args: argparse.Namespace) -> tuple[dict, str]:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """``jaxcollapse bench`` / ``python benchmarks/bench.py``: run, print the Markdown, write JSON/Markdown.
-    A bad flag prints one line and returns 2."""
+    A bad flag or value prints one line ``jaxcollapse: error: ...`` and returns 2."""
     parser = build_parser(prog)
 
     def one_line_error(message):
@@ -92,23 +100,35 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.error = one_line_error
     try:
         args = parser.parse_args(argv)
+        if args.list:
+            for w in WORKLOADS.values():
+                print(w.describe())
+            return 0
+        settings, text = resolve(args)
+        for path in (args.markdown, args.json):
+            if path:
+                check_writable(path)
     except ConfigError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(f"jaxcollapse: error: {e}", file=sys.stderr)
         return 2
-    if args.list:
-        for w in WORKLOADS.values():
-            print(w.describe())
-        return 0
-    settings, text = resolve(args)
     report = run(settings, text, micro=not args.no_micro, quiet=args.quiet)
     out = markdown(report)
     print(out)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(out)
+        write_text(args.markdown, out)
     if args.json:
         write_json(report, args.json)
     return 0
+
+
+def check_writable(path: str) -> None:
+    """ConfigError unless ``path`` can be written (its folder exists and is writable, and it is not a folder),
+    before the benchmark runs."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a directory, not a file to write")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {folder} is not a writable directory")
 
 
 if __name__ == "__main__":

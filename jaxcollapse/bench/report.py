@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from ..io.files import write_text
+
 #: The rows of a workload, in table order, and their labels.
 IMPLEMENTATIONS = ("engine", "a", "b", "c")
 IMPL_LABELS = {
@@ -68,8 +70,7 @@ def jsonable(obj):
 
 def write_json(report: dict, path: str) -> None:
     """Write ``report`` as standard JSON (see :func:`jsonable`) to ``path``."""
-    with open(path, "w") as f:
-        json.dump(jsonable(report), f, indent=1)
+    write_text(path, json.dumps(jsonable(report), indent=1))
 
 
 def _timed_label(row: dict) -> str:

@@ -14,6 +14,7 @@ exit status 2. Building the parser imports no JAX: the commands import it when t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -107,8 +108,31 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``jaxcollapse`` command; returns the exit status."""
-    raw = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``jaxcollapse`` command; returns the exit status.
+
+    An interrupt (Ctrl-C) at any stage prints one line and returns 130, leaving no temporary file and no
+    manifest (:mod:`jaxcollapse.interrupts`); called as the process's command (``argv`` None) the process then
+    ends at once, without waiting for work JAX still has in flight."""
+    from .. import interrupts
+
+    with interrupts.handling(hard_exit=argv is None):
+        status = _main(list(sys.argv[1:] if argv is None else argv))
+        if interrupts.pending():
+            status = _interrupted()
+    if status == interrupts.EXIT_STATUS and argv is None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    return 130
+
+
+def _main(raw: list[str]) -> int:
     try:
         if raw and raw[0] == "bench":
             return cmd_bench(raw[1:])
@@ -124,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_run(args, [PROG] + raw)
             return cmd_show(args) if args.command == "show" else cmd_plot(args)
         if args.command in COMMANDS:
+            from .. import interrupts
+
             mod = importlib.import_module(COMMANDS[args.command][0])
-            return int(mod.run_command(args) or 0)
+            with interrupts.deferred():     # these commands stop at their next file written, or at the end
+                return int(mod.run_command(args) or 0)
         raise CLIError(f"unknown command {args.command!r}")
     except BrokenPipeError:
         _quiet_stdout()         # the reader went away (``jaxcollapse show DIR | head``): nothing to report
@@ -135,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        from .. import interrupts
+
+        interrupts.clear()
+        return _interrupted()
     except RuntimeError as e:
         if "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower():
             print(f"{PROG}: error: the device ran out of memory; lower --memory or --chunk-size", file=sys.stderr)

@@ -59,14 +59,15 @@ def run_command(args) -> int:
             raise ConfigError(f"no example {args.name!r}; the examples are: {', '.join(found)}")
         chosen = {name: found[name]}
     if args.copy is not None:
+        from ..io.files import write_text
+
         os.makedirs(args.copy, exist_ok=True)
         targets = {name: os.path.join(args.copy, f"{name}.toml") for name in chosen}
         there = [t for t in targets.values() if os.path.exists(t)]
         if there and not args.overwrite:
             raise ConfigError(f"{there[0]} exists; use --overwrite to replace it")
         for name, target in targets.items():
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(chosen[name].read_text(encoding="utf-8"))
+            write_text(target, chosen[name].read_text(encoding="utf-8"))
             if not args.quiet:
                 print(target)
         return 0

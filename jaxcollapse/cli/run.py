@@ -5,21 +5,29 @@ run, redraw its figures. JAX and the engine are imported inside the commands onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
 import time
 
-from ..engine.host import available_memory, clock, rate_text, size_text
+from .. import interrupts
+from ..engine.host import USABLE, available_memory, clock, rate_text, size_text
 from ..errors import ConfigError, check_int
-from .options import OPTIONS, PROG
+from .options import OPTIONS, PROG, one_line
 from .progress import every_seconds, reporter
-from .settings import RunSettings, rerun_command, resolve, training
+from ..io.study import training
+from .settings import RunSettings, rerun_command, resolve
 
 #: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
 #: most memory those records may take.
 TRAJECTORY_CHAINS = 8
 TRAJECTORY_BYTES = 64 << 20
+#: Smallest device bytes one chain takes per cell of its ``contexts x vocab`` model (the resampling sampler's
+#: state; every sampler needs at least this), checked against ``--memory`` before the study is built.
+BYTES_PER_CELL = 32
+#: A run whose measured time left exceeds this many seconds gets a warning (once).
+LONG_RUN_S = 3600.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,18 +103,12 @@ class Progress:
 
 
 def _check_trained(settings: RunSettings) -> None:
-    """Validate a trained run before any output (ConfigError for settings the trained path does not take)."""
+    """Validate a trained run before any output (decoding and smoothing are refused by the resolver)."""
     import jax
 
     from ..core.trained import build
 
     res = settings.resolved
-    if settings.decoding is not None and settings.decoding.active:
-        raise ConfigError("--temperature, --top-k and --top-p are not available with --estimator softmax|embedding "
-                          "or --regime autoregressive")
-    if res.get("smoothing"):
-        raise ConfigError("--smoothing is not available with --estimator softmax|embedding or --regime "
-                          "autoregressive (use --label-smoothing)")
     if res.get("chunk_size") is not None:
         check_int("--chunk-size", res["chunk_size"], low=1)
     with jax.enable_x64(True):
@@ -151,19 +153,25 @@ def _warn(msg: str) -> None:
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``jaxcollapse run``: resolve the settings, check them and the memory, simulate, save, plot."""
-    import jax
-    import numpy as np
-
-    from ..core import count as kernel
-    from ..io.rundir import check_out_dir, context_stats, format_contexts, save_result, theory_for, theory_lines
-
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
     every = every_seconds(getattr(args, "progress_every", None))
-    settings = resolve(flags, args.config)
+    settings = resolve(flags, args.config)     # before JAX is imported: bad settings are refused at once
     res = settings.resolved
-    devices = _local_devices(res["devices"])
-    # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
-    primary = jax.process_index() == 0
+    c, v = settings.initial.probs.shape
+    per_chain = BYTES_PER_CELL * c * v
+    if per_chain > res["memory"] * 2**20:
+        raise ConfigError(f"one chain needs at least {size_text(per_chain)} of memory (contexts {c} x vocab {v}), "
+                          f"more than --memory {res['memory']:g} MiB; lower --vocab or --contexts, or raise --memory")
+    import jax
+
+    from ..core import count as kernel
+    from ..io.files import output_lock
+    from ..io.rundir import check_out_dir
+
+    with interrupts.deferred():
+        devices = _local_devices(res["devices"])
+        # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
+        primary = jax.process_index() == 0
     quiet = bool(flags.get("quiet") or (settings.given["config_file_settings"] or {}).get("quiet")) or not primary
     overwrite = bool(flags.get("overwrite") or (settings.given["config_file_settings"] or {}).get("overwrite"))
     file_out = (settings.given["config_file_settings"] or {}).get("out")
@@ -176,23 +184,24 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     chains, generations = res["chains"], res["generations"]
     # validate everything the engine checks before any output or compilation
     trained = "estimator" in res
-    if trained:
-        _check_trained(settings)
-    else:
-        kernel.build(initial, settings.regime, generations=generations, decoding=settings.decoding,
-                     smoothing=res["smoothing"], sampler=res["sampler"])
+    with interrupts.deferred():
+        if trained:
+            _check_trained(settings)
+        else:
+            kernel.build(initial, settings.regime, generations=generations, decoding=settings.decoding,
+                         smoothing=res["smoothing"], sampler=res["sampler"])
     # host memory
     per_context = res["per_context"]
     need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=per_context,
                       final=settings.keep_final)
     avail = available_memory()
-    if avail is not None and need > 0.8 * avail and per_context and "per_context" not in _explicit(settings):
+    if avail is not None and need > USABLE * avail and per_context and "per_context" not in _explicit(settings):
         per_context = res["per_context"] = False
         need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=False, final=settings.keep_final)
         if not quiet:
             _warn("per-context traces would not fit in memory; running without them (collapse times per context "
                   "are still recorded)")
-    if avail is not None and need > 0.8 * avail:
+    if avail is not None and need > USABLE * avail:
         parts = {"--no-traces": host_bytes(chains, generations, c, v, traces=True, per_context=False, final=False),
                  "--no-per-context": host_bytes(chains, generations, c, v, traces=False, per_context=per_context,
                                                 final=False),
@@ -206,6 +215,23 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         out = _default_out(res["regime"])
     if primary:
         check_out_dir(out, overwrite)
+    with output_lock(out) if primary else contextlib.nullcontext():
+        return _simulate_and_save(args, settings, argv, out, overwrite, quiet, primary, devices, per_context,
+                                  trained, progress_every=every)
+
+
+def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet, primary, devices, per_context,
+                       trained, progress_every) -> int:
+    """The run itself, holding the output directory's lock: simulate, print, save, plot."""
+    import numpy as np
+
+    from ..io.rundir import context_stats, format_contexts, save_result, theory_for, theory_lines
+
+    res = settings.resolved
+    initial = settings.initial
+    c, v = initial.probs.shape
+    chains, generations = res["chains"], res["generations"]
+    every = progress_every
     command = rerun_command(res)
     if not quiet:
         s0 = float((initial.probs ** 2).sum(axis=1) @ initial.weights)
@@ -221,15 +247,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     launcher = _trained_launcher(settings) if trained else simulate
 
     t0 = time.perf_counter()
+    watch = _Watch(progress, quiet)
     try:
-        result = launcher(res["seed"], initial, settings.regime, chains=chains, generations=generations,
-                          decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
-                          chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
-                          per_context=per_context, keep_traces=res["traces"], keep_final=settings.keep_final,
-                          progress=progress, devices=devices)
+        with interrupts.deferred():
+            result = launcher(res["seed"], initial, settings.regime, chains=chains, generations=generations,
+                              decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"],
+                              chunk_size=res["chunk_size"], memory=int(res["memory"] * 2**20),
+                              per_context=per_context, keep_traces=res["traces"], keep_final=settings.keep_final,
+                              progress=watch, devices=devices)
     finally:
-        if progress is not None:
-            progress.close()
+        watch.close()
     if not primary:
         return 0
     if not quiet:
@@ -246,8 +273,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if v == 3 and k >= 1 and not trained:
         from ..engine.simulate import trajectories as record
 
-        trajectories = record(res["seed"], initial, settings.regime, chains=k, generations=generations,
-                              decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"])
+        with interrupts.deferred():
+            trajectories = record(res["seed"], initial, settings.regime, chains=k, generations=generations,
+                                  decoding=settings.decoding, smoothing=res["smoothing"], sampler=res["sampler"])
         if result.final is not None:
             extra["trajectories_match_final"] = bool(np.array_equal(trajectories[:, -1], result.final[:k]))
     if settings.corpus is not None:
@@ -261,8 +289,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         from ..io.plots import plot_run
         from ..io.rundir import add_to_manifest, load_run
 
-        plot_files = plot_run(load_run(out))
-        add_to_manifest(out, plots=[os.path.relpath(p, out) for p in plot_files])
+        try:
+            plot_files = plot_run(load_run(out))
+            add_to_manifest(out, plots=[os.path.relpath(p, out) for p in plot_files])
+        except Exception as e:  # the results are complete: a figure that fails is a warning, not a failed run
+            plot_files = []
+            _warn(f"the figures could not be drawn ({one_line(e)}); the results are complete; "
+                  f"'{PROG} plot {out}' draws them again")
     total = time.perf_counter() - t0
     if not quiet:
         rate = chains * generations / max(result.wall_time, 1e-9)
@@ -273,6 +306,33 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         + (["plots/"] if plot_files else []) + ["manifest.json"]
     print(f"results: {out}{os.sep} ({', '.join(names)})")
     return 0
+
+
+class _Watch:
+    """The run's progress callback: a safe point for interrupts (between compiled segments), one warning when the
+    time left at the measured rate exceeds :data:`LONG_RUN_S`, then the progress display ``inner`` (or None)."""
+
+    def __init__(self, inner, quiet: bool):
+        self.inner, self.quiet, self.calls, self.mark, self.warned = inner, quiet, 0, None, False
+
+    def __call__(self, done: int, total: int) -> None:
+        interrupts.check()
+        self.calls += 1
+        now = time.perf_counter()
+        if self.calls == 2:     # the first call includes the compilations: measure from the second
+            self.mark = (now, done)
+        elif self.mark is not None and not self.warned and done > self.mark[1] and now > self.mark[0]:
+            left = (total - done) * (now - self.mark[0]) / (done - self.mark[1])
+            self.warned = True
+            if left > LONG_RUN_S and not self.quiet:
+                _warn(f"this run will take about {clock(left)} more at the measured rate; Ctrl-C stops it (nothing "
+                      "is written); fewer --chains or --generations, or a smaller --vocab, shorten it")
+        if self.inner is not None:
+            self.inner(done, total)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
 
 
 def _explicit(settings: RunSettings) -> set:

@@ -1,7 +1,7 @@
 """The settings of ``jaxcollapse run`` (and of ``plan``'s pilot): config file and flags merged, defaulted, checked
 and turned into what :func:`jaxcollapse.simulate` takes (:func:`resolve`), and back into a command line
-(:func:`rerun_command`). The size and initial-distribution rules are those of sweeps
-(:mod:`jaxcollapse.engine.settings`). Imports no JAX and no NumPy until :func:`resolve` runs.
+(:func:`rerun_command`). The study's settings are resolved as a sweep point's are
+(:func:`jaxcollapse.io.study.resolve_study`). Imports no JAX and no NumPy until :func:`resolve` runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import os
 import shlex
 from typing import NamedTuple
 
-from ..errors import MAX_SMOOTHING, MIN_TEMPERATURE, ConfigError, check_float, check_int
+from ..errors import ConfigError
+from ..io.study import initial_from_file as _initial_from_file  # noqa: F401  (re-exported)
 from .options import (BY_KEY, CORPUS_CHAINS, DEFAULT_CHAINS, DISTRIBUTION_KEYS, INITIAL_KEYS, OPTIONS, PROG,
                       REGIME_KEYS, SIZE_KEYS, TRAINED_KEYS, Opt, flag_name, one_line)
 
@@ -37,29 +38,6 @@ class RunSettings(NamedTuple):
 def _get(cfg: dict, key: str):
     """The value of a setting: given, else the default of the option table."""
     return cfg.get(key, BY_KEY[key].default)
-
-
-def _range_checks(cfg: dict) -> None:
-    """Check every value given, whether or not the chosen regime or distribution uses it."""
-    positive_int = ("chains", "generations", "vocab", "support", "contexts", "synthetic", "real", "window",
-                    "train", "chunk_size", "top_k", "order", "max_contexts")
-    for k in positive_int:
-        if cfg.get(k) is not None:
-            check_int(flag_name(k), cfg[k], low=1)
-    for k in ("seed", "initial_seed"):
-        if cfg.get(k) is not None:
-            check_int(flag_name(k), cfg[k], low=0, high=2**63 - 1)
-    if cfg.get("max_vocab") is not None:
-        check_int(flag_name("max_vocab"), cfg["max_vocab"], low=2)
-    floats = {
-        "fraction": dict(low=0.0, high=1.0), "temperature": dict(low=MIN_TEMPERATURE),
-        "top_p": dict(low=0.0, high=1.0, low_open=True), "smoothing": dict(low=0.0, high=MAX_SMOOTHING), "exponent": dict(low=0.0),
-        "ratio": dict(low=0.0, high=1.0, low_open=True), "concentration": dict(low=0.0, low_open=True),
-        "memory": dict(low=0.0, low_open=True),
-    }
-    for k, rng in floats.items():
-        if cfg.get(k) is not None:
-            check_float(flag_name(k) + (" (MiB)" if k == "memory" else ""), cfg[k], **rng)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -115,192 +93,55 @@ def _typed(opt: Opt, value, where: str):
     return value
 
 
-def _initial_from_file(path: str):
-    import numpy as np
-
-    from ..core.initial import table
-
-    if not os.path.exists(path):
-        raise ConfigError(f"initial file {path} not found")
-    if os.path.isdir(path):
-        raise ConfigError(f"initial file {path} is a directory")
-    ext = os.path.splitext(path)[1].lower()
-    weights = None
-    try:
-        if ext == ".npy":
-            probs = np.load(path, allow_pickle=False)
-        elif ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if "probs" not in z.files:
-                    raise ConfigError(f"initial file {path} must hold an array named 'probs' (and optionally "
-                                      f"'weights'); found {', '.join(z.files) or 'nothing'}")
-                probs = z["probs"]
-                weights = z["weights"] if "weights" in z.files else None
-        elif ext in (".csv", ".txt", ".tsv", ".dat", ""):
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
-            probs = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=1, comments="#")
-        else:
-            raise ConfigError(f"initial file {path}: unknown extension {ext!r} (use .npy, .npz, .csv or .txt)")
-    except ConfigError:
-        raise
-    except UnicodeDecodeError:
-        raise ConfigError(f"initial file {path} is not a UTF-8 text file") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read initial file {path}: {one_line(e)}") from None
-    if np.size(probs) == 0:
-        raise ConfigError(f"initial file {path} is empty")
-    try:
-        return table(probs, weights)
-    except ConfigError as e:
-        raise ConfigError(f"initial file {path}: {e}") from None
-
-
-# ------------------------------------------------------------------------------------------------
-# trained estimators and autoregressive generation (``--estimator softmax|embedding``, ``--regime autoregressive``)
-
-#: run settings of the trained estimators: key -> (flag, field of :class:`jaxcollapse.Training`).
-TRAINING_FLAGS = {"optimizer": ("--optimizer", "optimizer"), "learning_rate": ("--learning-rate", "learning_rate"),
-                  "steps": ("--steps", "steps"), "batch": ("--batch", "batch"),
-                  "weight_decay": ("--weight-decay", "weight_decay"),
-                  "label_smoothing": ("--label-smoothing", "label_smoothing"),
-                  "embedding_dim": ("--embedding-dim", "dim"), "hidden": ("--hidden", "hidden"),
-                  "combine": ("--combine", "combine"), "warm_start": ("--warm-start", "warm_start"),
-                  "floor": ("--floor", "floor")}
-
-
-def _trained_regime(cfg: dict, kind: str, sizes: dict, res: dict):
-    """Check the trained-estimator settings of ``cfg`` (flag names in messages), record them in ``res`` and
-    return the regime."""
-    from ..core import autoregressive as ar
-    from ..core.regimes import Regime
-    from ..core.trained import Training
-
-    estimator = cfg.get("estimator", "count")
-    res["estimator"] = estimator
-    defaults = Training()
-    if estimator != "count":
-        values = {}
-        for key, (flag, field) in TRAINING_FLAGS.items():
-            value = cfg.get(key, getattr(defaults, field))
-            if key == "learning_rate":
-                check_float(flag, value, low=0.0, low_open=True)
-            elif key in ("steps", "embedding_dim"):
-                check_int(flag, value, low=1, high=1 << 24)
-            elif key in ("batch", "hidden"):
-                check_int(flag, value, low=0, high=1 << 26)
-            elif key == "weight_decay":
-                check_float(flag, value, low=0.0)
-            elif key in ("label_smoothing", "floor"):
-                check_float(flag, value, low=0.0, high=1.0, high_open=True)
-            values[field] = value
-            res[key] = value
-        Training(**values)
-    if kind == "autoregressive":
-        length = check_int("--sequence-length", cfg.get("sequence_length", ar.DEFAULT_LENGTH), low=1, high=1 << 20)
-        res["sequence_length"] = length
-        return ar.autoregressive(sizes["synthetic"], sizes["fraction"], length)
-    return Regime(kind, **sizes)
-
-
-def training(res: dict):
-    """The :class:`jaxcollapse.Training` of resolved settings."""
-    from ..core.trained import Training
-
-    if res["estimator"] == "count":
-        return Training()
-    return Training(**{field: res[key] for key, (_, field) in TRAINING_FLAGS.items()})
-
-
 # ------------------------------------------------------------------------------------------------
 # resolving a run's settings
 
 
 def resolve(flags: dict, config_path: str | None) -> RunSettings:
-    """Merge config file and flags, apply defaults, validate, build the initial distribution and regime."""
-    from ..core.regimes import Decoding, Regime
-    from ..engine.settings import initial_distribution, regime_sizes
-    from ..io.corpus import load_corpus
+    """Merge config file and flags, apply defaults, validate, build the initial distribution and regime (the
+    study's settings by :func:`jaxcollapse.io.study.resolve_study`, messages naming the flags)."""
+    from ..io.study import resolve_study
 
     file_cfg = load_config(config_path) if config_path else {}
     cfg = {**file_cfg, **{k: v for k, v in flags.items() if v is not None}}
     given = {"flags": {k: v for k, v in flags.items() if v is not None}, "config_file": config_path,
              "config_file_settings": file_cfg or None}
-    _range_checks(cfg)
-    warnings = []
-    # which distribution
-    if cfg.get("corpus") is not None:
-        if cfg.get("initial") is not None:
-            raise ConfigError("--corpus builds the initial distribution from the text; drop --initial")
-        if cfg.get("initial_file") is not None:
-            raise ConfigError("give either --corpus or --initial-file, not both")
-        source = "corpus"
-    elif cfg.get("initial_file") is not None:
-        if cfg.get("initial", "file") != "file":
-            raise ConfigError(f"--initial-file needs --initial file (got --initial {cfg['initial']})")
-        source = "file"
-    else:
-        source = _get(cfg, "initial")
-        if source == "file":
-            raise ConfigError("--initial file needs --initial-file FILE")
-    regime_kind = _get(cfg, "regime")
-    res = {"regime": regime_kind, "initial": source}
-    corpus = None
     seed = _get(cfg, "seed")
-    if source == "corpus":
-        corpus = load_corpus(cfg["corpus"], _get(cfg, "order"), _get(cfg, "tokens"), _get(cfg, "max_vocab"),
-                             _get(cfg, "max_contexts"))
-        initial = corpus.initial
-        res.update(corpus=corpus.path, order=corpus.order, tokens=corpus.tokenizer,
-                   max_vocab=_get(cfg, "max_vocab"), max_contexts=_get(cfg, "max_contexts"))
-        describe = corpus.describe()
-    elif source == "file":
-        path = os.path.abspath(cfg["initial_file"])
-        initial = _initial_from_file(path)
-        res["initial_file"] = path
-        c, v = initial.probs.shape
-        describe = f"{os.path.basename(path)} ({c} context{'s' if c > 1 else ''} × {v} tokens)"
-    else:
-        initial, used, describe = initial_distribution(source, {**cfg, "initial_seed": cfg.get("initial_seed", seed)})
-        res.update(used)
+    regime_kind = _get(cfg, "regime")
+    sizes = {k: BY_KEY[k].default for k in ("synthetic", "real", "window")}
+    sizes["fraction"] = 1.0 if regime_kind == "autoregressive" else BY_KEY["fraction"].default
+    study = resolve_study({**cfg, "initial_seed": cfg.get("initial_seed", seed)},
+                          defaults={o.key: o.default for o in OPTIONS if o.default is not None}, sizes=sizes,
+                          name=flag_name)
+    res, corpus = study.resolved, study.corpus
+    source = res["initial"]
+    warnings = []
     used = set(INITIAL_KEYS[source])
     for k in DISTRIBUTION_KEYS:
         if k in cfg and k not in used and k in flags and flags[k] is not None:
             warnings.append(f"--{k.replace('_', '-')} is not used by --initial {source}; ignored")
-    # sizes
     needs = REGIME_KEYS[regime_kind]
-    defaults = {k: BY_KEY[k].default if corpus is None else corpus.events for k in ("synthetic", "real")}
-    defaults.update(window=BY_KEY["window"].default,
-                    fraction=1.0 if regime_kind == "autoregressive" else BY_KEY["fraction"].default)
-    sizes = regime_sizes(regime_kind, cfg, defaults)
     for k in SIZE_KEYS:
         if k in flags and flags[k] is not None and k not in needs:
             warnings.append(f"--{k if k != 'synthetic' else 'synthetic/-n'} is not used by regime {regime_kind}; "
                             "ignored")
-    if regime_kind == "autoregressive" or _get(cfg, "estimator") != "count":
-        regime = _trained_regime(cfg, regime_kind, sizes, res)
+    if study.trained:
         if cfg.get("traces") is False:
             warnings.append("--no-traces is not available with --estimator softmax|embedding or --regime "
                             "autoregressive; the traces are kept")
     else:
-        regime = Regime(regime_kind, **sizes)
         warnings += [f"{BY_KEY[k].flags[0]} applies to --estimator softmax|embedding or --regime autoregressive; "
                      "ignored" for k in TRAINED_KEYS if flags.get(k) is not None]
-    res.update(sizes)
-    temperature = _get(cfg, "temperature")
-    decoding = Decoding(temperature, cfg.get("top_k"), cfg.get("top_p"))
-    res.update(temperature=temperature, top_k=cfg.get("top_k"), top_p=cfg.get("top_p"),
-               smoothing=_get(cfg, "smoothing"))
     res.update(chains=cfg.get("chains", CORPUS_CHAINS if corpus is not None else DEFAULT_CHAINS),
                generations=_get(cfg, "generations"), seed=seed, sampler=_get(cfg, "sampler"),
                chunk_size=cfg.get("chunk_size"), memory=_get(cfg, "memory"),
                per_context=cfg.get("per_context", corpus is not None),
                traces=_get(cfg, "traces"), final=cfg.get("final"), plots=_get(cfg, "plots"))
     res["devices"] = _devices_setting(cfg.get("devices"))
-    c, v = initial.probs.shape
+    c, v = study.initial.probs.shape
     keep_final = res["final"] if res["final"] is not None else res["chains"] * c * v * 8 <= 1 << 29
-    return RunSettings(res, given, initial, regime, decoding, corpus, describe, bool(keep_final), warnings)
+    return RunSettings(res, given, study.initial, study.regime, study.decoding, corpus, study.describe,
+                       bool(keep_final), warnings)
 
 
 def _devices_setting(value) -> str | None:

@@ -36,6 +36,9 @@ def add_arguments(parser) -> None:
                         help="run only shard I of N (0 <= I < N) into DIR/shards/I-of-N/ (default: from "
                         "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT in a SLURM job array, else the whole "
                         "sweep); merge with `jaxcollapse sweep-merge DIR`")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the call groups (of this shard) as tasks of a Ray cluster: a local one, or the one "
+                             "at ADDRESS (e.g. HOST:6379 of `ray start --head`); pip install \"jaxcollapse[ray]\"")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (points, buckets, compilations) and a calibrated estimate; run nothing")
     parser.add_argument("--plot", action="store_true", help="draw the phase diagrams (OUT/plots/) when finished")
@@ -61,7 +64,7 @@ def run_command(args) -> int:
     from ..io.report import plural
     from ..sweeps.cost import check_fits, estimate
     from ..sweeps.plan import describe_plan, make_plan
-    from ..sweeps.run import run_plan
+    from ..sweeps.ray_engine import run_plan_on
     from ..sweeps.spec import as_spec
     from ..sweeps.store import close, part_paths, prepare_store, read_store, store_dir
     from ..sweeps.tables import write_manifest
@@ -102,7 +105,7 @@ def run_command(args) -> int:
                         points_total=len(share), points_before=before)
     t0 = time.perf_counter()
     try:
-        ran = run_plan(mine, d, done=set(done), progress=progress)
+        ran = run_plan_on(args.ray, mine, d, done=set(done), progress=progress)
     finally:
         close(d)
         if progress is not None:

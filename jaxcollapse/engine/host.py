@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import os
 
+from ..errors import ConfigError
+
+#: Share of the available host memory a run may plan to use.
+USABLE = 0.8
+#: Float64 copies of a ``contexts x vocab`` table alive while a truth is built and validated.
+TABLE_COPIES = 4
+
 
 #: Files holding this process's memory limit: cgroup v2 (``memory.max``, "max" = none) and v1
 #: (``memory.limit_in_bytes``, a huge number = none), at the root of the cgroup file system as a container sees
@@ -81,6 +88,21 @@ def available_memory() -> int | None:
     a batch job's limit, e.g. SLURM's ``--mem``), which the kernel enforces by killing the process."""
     known = [b for b in (_meminfo_available(), cgroup_memory_limit()) if b is not None]
     return min(known) if known else None
+
+
+def check_memory(need: int, what: str, fix: str, available: int | None = None) -> None:
+    """ConfigError ``<what> needs about <need> of host memory but only <available> is available; <fix>`` when
+    ``need`` bytes exceed :data:`USABLE` of the available memory (:func:`available_memory` unless given).
+    Call it with an estimate from the settings, before the arrays are allocated."""
+    avail = available_memory() if available is None else available
+    if avail is not None and need > USABLE * avail:
+        raise ConfigError(f"{what} needs about {size_text(need)} of host memory but only {size_text(avail)} is "
+                          f"available; {fix}")
+
+
+def table_bytes(contexts: int, vocab: int) -> int:
+    """Host bytes to build and check a ``(contexts, vocab)`` float64 table (:data:`TABLE_COPIES` copies)."""
+    return TABLE_COPIES * 8 * int(contexts) * int(vocab)
 
 
 def clock(s: float) -> str:

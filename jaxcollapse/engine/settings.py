@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core.regime_table import TABLE
 from ..errors import ConfigError, check_float, check_int
+from .host import check_memory, table_bytes
 
 #: Defaults of a study's settings (sizes have none here: the command line's are in its option table).
 STUDY_DEFAULTS = {"regime": "fully_synthetic", "initial": "zipf", "vocab": 600, "exponent": 1.1, "ratio": 0.5,
@@ -103,10 +104,12 @@ def initial_distribution(source: str, values: dict):
         raise ConfigError(f"initial must be zipf, uniform, geometric or dirichlet; got {source!r}")
     vocab = check_int("vocab", v["vocab"], low=1)
     res = {"vocab": vocab}
+    contexts = check_int("contexts", v["contexts"], low=1) if source == "dirichlet" else 1
+    check_memory(table_bytes(contexts, vocab), f"the initial distribution (contexts {contexts} x vocab {vocab})",
+                 "lower vocab" + (" or contexts" if source == "dirichlet" else ""))
     if source == "dirichlet":
         res.update(concentration=check_float("concentration", v["concentration"], low=0.0, low_open=True),
-                   contexts=check_int("contexts", v["contexts"], low=1),
-                   initial_seed=check_int("initial_seed", v.get("initial_seed", 0), low=0))
+                   contexts=contexts, initial_seed=check_int("initial_seed", v.get("initial_seed", 0), low=0))
         initial = init_mod.dirichlet(res["initial_seed"], vocab, res["concentration"], res["contexts"])
         return initial, res, (f"dirichlet(concentration={res['concentration']:g}, vocab={vocab}, "
                               f"contexts={res['contexts']}, seed={res['initial_seed']})")

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import count as kernel
+from ..core import trained
 from ..core.initial import as_initial
 from ..core.kernels import kernel_for
 from ..core.regimes import Decoding, Regime
@@ -41,8 +42,15 @@ KEEP_FINAL_LIMIT = 1 << 29
 
 
 def bytes_per_chain(config: kernel.Config) -> int:
-    """Estimated peak device bytes per chain of one chunk (state, sampler buffers, temporaries)."""
+    """Estimated peak device bytes per chain of one chunk (state, sampler buffers, temporaries; for a trained
+    estimator's configuration, the model, its gradient and the optimizer's two moments too)."""
     cv = config.contexts * config.vocab
+    if isinstance(config, trained.Config):
+        v, fan_in = config.vocab, config.dim * max(config.width, 1)
+        weights = cv if config.estimator == "softmax" else (
+            v * config.dim + fan_in * config.hidden + max(config.hidden, fan_in) * v if config.estimator == "embedding"
+            else 0)
+        return 8 * cv * 12 + 8 * 4 * weights + 64 * (config.capacity + config.sequences * config.length)
     if config.sampler == "resample":
         return 8 * cv * 4 + 96 * config.slots
     total = 8 * cv * (10 + (1 if config.pooled else 0) + 2 * config.window)
@@ -269,8 +277,6 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
     contexts' shares of the training data and the original context weights (drift of context frequencies;
     0 up to rounding for the fixed-size regimes).
     """
-    from ..core import trained
-
     t0 = time.perf_counter()
     chains = check_int("chains", chains, low=1, high=2**31 - 1)
     per_context, keep_final = _check_options(per_context, keep_final, progress)

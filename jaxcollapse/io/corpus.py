@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..engine.host import check_memory, table_bytes
 from ..errors import ConfigError, check_int
 from ..core.initial import Initial, table
 
@@ -188,6 +189,8 @@ def ngram_model(text: str, order: int = 2, tokenizer: str = "chars", max_vocab: 
     new_index[keep] = np.arange(c)
     row = new_index[ctx_inv]
     used = row >= 0
+    check_memory(table_bytes(c, vocab), f"the {where}'s table (max_contexts -> {c} contexts x max_vocab -> {vocab} "
+                 "tokens)", "lower max_vocab or max_contexts")
     counts = np.bincount(row[used] * vocab + nxt[used], minlength=c * vocab).reshape(c, vocab).astype(np.float64)
     ctx_totals = counts.sum(axis=1)
     probs = counts / ctx_totals[:, None]

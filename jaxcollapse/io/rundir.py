@@ -29,14 +29,15 @@ A finished run directory holds:
 ``manifest.json``   configuration as given and resolved, seed, versions, backend, wall time, the command line,
                     and the marker ``"jaxcollapse_run": 1``.
 
-Every file is written to a temporary name in the directory and moved into place with ``os.replace``; the
-manifest is written last, so a directory without one is never a finished run.
+Every file is written to a temporary name in the directory and moved into place with ``os.replace``
+(:mod:`jaxcollapse.io.files`); the manifest is written last, so a directory without one is never a finished run.
+A run holds the directory's lock while it writes. :func:`load_run` reads the files back through the checked
+readers of :mod:`jaxcollapse.io.readers` (``format_version`` 1 and 2; a damaged file is a ConfigError naming it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import io
 import json
@@ -48,24 +49,26 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import interrupts
 from ..errors import ConfigError
 from ..core.initial import Initial
-from ..engine.result import Result, Summary
+from ..engine.result import Result
+from .readers import (FORMAT_VERSION, MANIFEST, MARKER, check_arrays, read_arrays, read_collapse_csv,
+                      read_run_manifest, read_summary_csv)
+from .files import LOCK, held_error, atomic_file, is_temp_name, lock_holder, output_lock, write_text
 # The report (context tables, theory) lives in report.py; its names stay reachable here.
 from .report import (ContextStats, Curve, Theory, context_stats, contexts_csv, earliest_contexts,
                      format_contexts, theory_for, theory_lines)
 
-MANIFEST = "manifest.json"
-MARKER = "jaxcollapse_run"
-#: 2: a censored chain's ``collapse_time`` in ``collapse.csv`` is empty (1: the last generation). Both are read.
-FORMAT_VERSION = 2
 SUMMARY = "summary.csv"
 TRACES = "traces.npz"
 COLLAPSE = "collapse.csv"
 CONTEXTS = "contexts.csv"
 PLOTS = "plots"
-#: Files (and the plots folder) a run writes; ``--overwrite`` removes only these.
+#: Files (and the plots folder) a run writes; ``--overwrite`` removes only these, figures and temporary files.
 RUN_FILES = (MANIFEST, SUMMARY, TRACES, COLLAPSE, CONTEXTS)
+#: Figure files in ``plots/`` that a run or ``jaxcollapse plot`` writes.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,23 +93,47 @@ def is_run(directory) -> bool:
     return read_manifest(directory) is not None
 
 
+def _ours(directory: str) -> tuple[list[str], list[str]]:
+    """The entries of ``directory`` that a run writes (its files, figures in ``plots/``, temporary files, the
+    lock) and the others, as relative paths."""
+    ours, others = [], []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name == PLOTS and os.path.isdir(path) and not os.path.islink(path):
+            for fig in os.listdir(path):
+                mine = fig.endswith(FIGURE_SUFFIXES) or is_temp_name(fig)
+                (ours if mine and os.path.isfile(os.path.join(path, fig)) else others).append(f"{PLOTS}/{fig}")
+            ours.append(PLOTS)
+        elif (name in RUN_FILES or name == LOCK or is_temp_name(name)) and os.path.isfile(path):
+            ours.append(name)
+        else:
+            others.append(name)
+    return ours, others
+
+
 def check_out_dir(directory, overwrite: bool = False) -> None:
     """Raise ConfigError unless results may be written to ``directory``.
 
     Allowed: a directory that does not exist yet (its nearest existing parent must be writable), an empty
-    directory, or a finished jaxcollapse run when ``overwrite`` is true.
+    directory, or (with ``overwrite``) a directory holding only what a run writes: a finished run, or one that was
+    interrupted or killed before its manifest was written (other files are kept, and allowed only beside a
+    finished run). A directory another run is writing (its lock held by a live process) is refused.
     """
     d = os.fspath(directory)
     if os.path.exists(d):
         if not os.path.isdir(d):
             raise ConfigError(f"output {d} exists and is not a directory")
-        if os.listdir(d):
-            if not is_run(d):
-                raise ConfigError(f"output directory {d} exists, is not empty and is not a finished jaxcollapse run "
-                                  f"(no {MANIFEST}); choose another --out or empty it")
-            if not overwrite:
-                raise ConfigError(f"output directory {d} already holds a jaxcollapse run; pass --overwrite to "
-                                  f"replace it or choose another --out")
+        held = lock_holder(d)
+        if held is not None:
+            raise held_error(d, held)
+        ours, others = _ours(d)
+        if others and not is_run(d):
+            raise ConfigError(f"output directory {d} exists, is not empty and is not a finished jaxcollapse run "
+                              f"({others[0]} is not a file a run writes); choose another --out or empty it")
+        if [x for x in ours if x != LOCK and not is_temp_name(os.path.basename(x))] and not overwrite:
+            what = "a jaxcollapse run" if is_run(d) else f"an unfinished jaxcollapse run (no {MANIFEST})"
+            raise ConfigError(f"output directory {d} already holds {what}; pass --overwrite to replace it or "
+                              f"choose another --out")
         if not os.access(d, os.W_OK | os.X_OK):
             raise ConfigError(f"output directory {d} is not writable")
         return
@@ -117,47 +144,17 @@ def check_out_dir(directory, overwrite: bool = False) -> None:
         raise ConfigError(f"cannot create output directory {d}: {parent} is not a writable directory")
 
 
-@contextlib.contextmanager
-def atomic_file(path, mode: str = "wb"):
-    """Open a temporary file next to ``path``; on success flush, fsync and ``os.replace`` it onto ``path``."""
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
-    f = open(tmp, mode, **kwargs)
-    try:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        os.replace(tmp, path)
-    except BaseException:
-        f.close()
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (UTF-8)."""
-    with atomic_file(path, "w") as f:
-        f.write(text)
-
-
 def clear_run(directory) -> None:
-    """Remove a previous run's files (manifest first, so the directory stops being a run at once)."""
+    """Remove what a previous run wrote (manifest first, so the directory stops being a run at once): its files,
+    its figures, ``plots/`` if that leaves it empty, and temporary files; never anything else, nor the lock."""
     d = os.fspath(directory)
-    for name in RUN_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(d, name))
-    plots = os.path.join(d, PLOTS)
-    if os.path.isdir(plots):
-        for name in os.listdir(plots):
-            if name.endswith((".png", ".pdf")):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(plots, name))
+    ours, _ = _ours(d)
+    for rel in sorted(ours, key=lambda x: (x != MANIFEST, x == PLOTS)):
+        path = os.path.join(d, rel)
+        if rel == LOCK:
+            continue
         with contextlib.suppress(OSError):
-            os.rmdir(plots)
+            os.rmdir(path) if rel == PLOTS else os.remove(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -231,30 +228,6 @@ def collapse_csv(result: Result) -> str:
     return out.getvalue()
 
 
-def read_collapse_csv(path) -> dict:
-    """``collapse.csv`` as arrays ``{"chain", "collapse_time", "censored", "token"}`` (int64; ``censored`` bool),
-    with ``collapse_time`` -1 for a censored chain whichever encoding wrote it (empty, or the last generation
-    with ``censored = 1`` in runs of ``format_version`` 1). ConfigError if the file is not a collapse table."""
-    need = ("chain", "collapse_time", "censored", "token")
-    cols = {k: [] for k in need}
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not set(need) <= set(reader.fieldnames):
-                raise ConfigError(f"{path} is not a jaxcollapse collapse table (columns {', '.join(need)})")
-            for r in reader:
-                censored = int(r["censored"]) != 0 or not r["collapse_time"].strip()
-                cols["chain"].append(int(r["chain"]))
-                cols["censored"].append(censored)
-                cols["collapse_time"].append(-1 if censored else int(r["collapse_time"]))
-                cols["token"].append(int(r["token"]))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
-    out = {k: np.asarray(v, np.int64) for k, v in cols.items() if k != "censored"}
-    out["censored"] = np.asarray(cols["censored"], bool)
-    return out
-
-
 def save_result(result: Result, directory, config: dict | None = None, argv=None, *,
                 initial: Initial | None = None, given: dict | None = None, command: str | None = None,
                 extra: dict | None = None, trajectories: np.ndarray | None = None,
@@ -277,9 +250,12 @@ def save_result(result: Result, directory, config: dict | None = None, argv=None
     if initial is None:
         initial = getattr(result, "initial", None)
     check_out_dir(d, overwrite)
-    if os.path.isdir(d) and is_run(d):
+    with output_lock(d):
         clear_run(d)
-    os.makedirs(d, exist_ok=True)
+        return _write_run(result, d, config, argv, initial, given, command, extra, trajectories)
+
+
+def _write_run(result, d, config, argv, initial, given, command, extra, trajectories) -> dict:
     config = dict(config or {})
     if argv is None:
         argv = list(sys.argv)
@@ -343,6 +319,7 @@ def save_result(result: Result, directory, config: dict | None = None, argv=None
     if extra:
         manifest.update(extra)
     manifest = _jsonable(manifest)
+    interrupts.check()          # an interrupted run leaves no manifest
     write_text(os.path.join(d, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
@@ -432,57 +409,48 @@ class Run(NamedTuple):
                 f"kept={'+'.join(kept) or 'summary'})")
 
 
-def read_summary_csv(path, generations: int | None = None) -> dict:
-    """``summary.csv`` as {metric: Summary} (``infinite`` left at 0; :func:`load_run` fills it in)."""
-    rows = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"generation", "metric", "mean", "sd", "ci_low", "ci_high", "n"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise ConfigError(f"{path} is not a jaxcollapse summary (columns {', '.join(sorted(need))})")
-        for r in reader:
-            rows.setdefault(r["metric"], []).append(r)
-    out = {}
-    for metric, rs in rows.items():
-        rs.sort(key=lambda r: int(r["generation"]))
-        col = {k: np.array([float(r[k]) for r in rs]) for k in ("mean", "sd", "ci_low", "ci_high")}
-        n = np.array([int(r["n"]) for r in rs], np.int64)
-        out[metric] = Summary(col["mean"], col["sd"], col["ci_low"], col["ci_high"], n, np.zeros_like(n))
-    return out
-
-
 def load_run(directory) -> Run:
-    """Read a finished run directory (see the module docstring); ConfigError if it is not one."""
+    """Read a finished run directory (see the module docstring), checked file by file: a ConfigError
+    ``<path>: <what is wrong>`` names a missing, damaged or inconsistent file or a newer ``format_version``."""
     d = os.fspath(directory)
     if not os.path.isdir(d):
         raise ConfigError(f"run directory {d} not found")
-    manifest = read_manifest(d)
-    if manifest is None:
-        raise ConfigError(f"{d} is not a finished jaxcollapse run (no {MANIFEST} with the run marker)")
-    try:
-        summary = read_summary_csv(os.path.join(d, SUMMARY))
-        with np.load(os.path.join(d, TRACES), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise ConfigError(f"cannot read run {d}: {e}") from None
-    if "summary_infinite" in arrays:
-        for name, inf in zip(arrays["summary_metrics"], arrays["summary_infinite"]):
-            if str(name) in summary:
-                summary[str(name)] = summary[str(name)]._replace(infinite=np.asarray(inf, np.int64))
+    manifest = read_run_manifest(d)
+    generations = manifest.get("generations")
+    summary = read_summary_csv(os.path.join(d, SUMMARY), generations)
+    if generations is None:
+        generations = len(next(iter(summary.values())).mean) - 1
+    traces_path = os.path.join(d, TRACES)
+    arrays = read_arrays(traces_path)
     if "collapse_time" not in arrays:
         # traces.npz always holds the collapse times; a run without them falls back on collapse.csv (any version).
         table = read_collapse_csv(os.path.join(d, COLLAPSE))
         arrays["collapse_time"] = table["collapse_time"]
         arrays.setdefault("collapse_token", table["token"][:, None])
         arrays.setdefault("context_collapse_time", table["collapse_time"][:, None])
-    traces = {m: arrays[m] for m in summary if m in arrays} or None
-    chains = int(manifest.get("chains", arrays["collapse_time"].shape[0]))
-    generations = int(manifest.get("generations", len(next(iter(summary.values())).mean) - 1))
+    chains = manifest.get("chains")
+    if chains is None:
+        chains = arrays["collapse_time"].shape[0]
+    metrics = [m for m in summary if m in arrays]
+    lost = [m for m in summary if m not in arrays]
+    if manifest.get("traces_kept") and lost:
+        raise ConfigError(f"{traces_path}: the trace {lost[0]} is missing (the manifest says the traces were kept)")
+    if manifest.get("final_kept") and "final" not in arrays:
+        raise ConfigError(f"{traces_path}: the array final is missing (the manifest says it was kept)")
+    check_arrays(traces_path, arrays, chains, generations, metrics)
+    if "summary_infinite" in arrays and "summary_metrics" in arrays:
+        for name, inf in zip(arrays["summary_metrics"], arrays["summary_infinite"]):
+            if str(name) in summary and np.shape(inf) == summary[str(name)].n.shape:
+                summary[str(name)] = summary[str(name)]._replace(infinite=np.asarray(inf, np.int64))
+    traces = {m: arrays[m] for m in metrics} or None
     initial = None
     if "initial" in arrays:
         labels = tuple(str(x) for x in arrays["labels"]) if "labels" in arrays else None
         clabels = tuple(str(x) for x in arrays["context_labels"]) if "context_labels" in arrays else None
-        initial = Initial(arrays["initial"], arrays["weights"], labels, clabels)
+        try:
+            initial = Initial(arrays["initial"], arrays.get("weights", np.ones(1)), labels, clabels)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{traces_path}: the saved truth is damaged ({e})") from None
     result = Result(traces=traces, context_traces=None, summary=summary,
                     collapse_time=arrays["collapse_time"], collapse_token=arrays["collapse_token"],
                     context_collapse_time=arrays["context_collapse_time"], final=arrays.get("final"),
@@ -491,6 +459,6 @@ def load_run(directory) -> Run:
     return Run(d, manifest, result, initial, arrays)
 
 
-__all__ = ["save_result", "load_run", "read_collapse_csv", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
+__all__ = ["save_result", "load_run", "read_collapse_csv", "read_summary_csv", "atomic_file", "write_text", "Run", "is_run", "check_out_dir", "read_manifest", "theory_for",
            "theory_lines", "context_stats", "contexts_csv", "format_contexts", "ContextStats",
            "earliest_contexts", "Theory", "Curve"]

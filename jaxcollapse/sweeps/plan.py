@@ -101,15 +101,26 @@ class Plan:
 
 
 def _size_of(config) -> int:
+    if _trained(config):
+        return max(config.capacity, 1)
     return max(config.slots, config.draws, config.capacity, config.pool_capacity, 1)
 
 
 def _static_key(config):
-    """What must agree for two points to share a compilation (sizes padded, vocab within a power of two)."""
+    """What must agree for two points to share a compilation (sizes padded, vocab within a power of two; a
+    trained estimator's configuration whole, nothing padded)."""
+    if _trained(config):
+        return (config, "trained")
     vclass = config.vocab if config.smoothing else 1 << max(0, math.ceil(math.log2(max(config.vocab, 1))))
     pool = config.pool_capacity if config.contexts > 1 else 0
     side = config.slots <= PICK_BITS_LIMIT if config.sampler == "resample" else None
     return (config._replace(capacity=0, slots=0, draws=0, vocab=vclass, pool_capacity=pool), side)
+
+
+def _trained(config) -> bool:
+    from ..core import trained
+
+    return isinstance(config, trained.Config)
 
 
 def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float = 0.0) -> list:
@@ -177,13 +188,26 @@ def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float 
     return sorted(bounds)
 
 
+def _share(p, params, shared: dict):
+    """``params`` with its initial table, and point ``p`` with its initial distribution, replaced by the copy in
+    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small)."""
+    init = getattr(p, "initial", None)
+    if init is not None and hasattr(init, "probs"):
+        probs = np.asarray(init.probs)
+        p.initial = shared.setdefault(("point", probs.shape, probs.tobytes(), np.asarray(init.weights).tobytes()),
+                                      init)
+    table = getattr(params, "initial", None)
+    if isinstance(table, np.ndarray):
+        params = params._replace(initial=shared.setdefault(("params", table.shape, table.tobytes()), table))
+    return params
+
+
 def make_plan(spec: Spec, points: list | None = None, platform: str | None = None) -> Plan:
     """Resolve the points, build their configurations and bucket them (no JAX computation)."""
     import warnings
 
     import jax
 
-    from ..core import count as kernel
     from ..engine.simulate import bytes_per_chain, chunk_for
 
     points = resolve(spec) if points is None else points
@@ -194,15 +218,10 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
         warnings.simplefilter("ignore")
         for p in points:
             try:
-                config, params = kernel.build(p.initial, p.regime, generations=spec.generations,
-                                              decoding=p.decoding, smoothing=p.smoothing, sampler=p.sampler)
+                config, params = p.build(spec.generations)
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
-            mine = np.asarray(p.initial.probs)
-            p.initial = shared.setdefault(("point", mine.shape, mine.tobytes(), np.asarray(p.initial.weights).tobytes()),
-                                          p.initial)
-            probs = shared.setdefault(("params", params.initial.shape, params.initial.tobytes()), params.initial)
-            configs.append((config, params._replace(initial=probs)))
+            configs.append((config, _share(p, params, shared)))
     groups = {}
     for p, (config, _) in zip(points, configs):
         groups.setdefault(_static_key(config), []).append(p.index)
@@ -216,7 +235,7 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
                              COMPILE_UNITS):
             idx = sorted(members[lo:hi])
             cfgs = [configs[i][0] for i in idx]
-            padded = key[0]._replace(
+            padded = key[0] if key[1] == "trained" else key[0]._replace(
                 vocab=max(c.vocab for c in cfgs), capacity=max(c.capacity for c in cfgs),
                 slots=max(c.slots for c in cfgs), draws=max(c.draws for c in cfgs),
                 pool_capacity=max(c.pool_capacity for c in cfgs))
@@ -240,9 +259,11 @@ def describe_plan(plan: Plan) -> str:
              f"{plural(plan.compilations, 'compilation')}"]
     for i, b in enumerate(plan.buckets):
         c = b.config
-        size = {"resample": f"slots {c.slots}, draws {c.draws}", "tokens": f"token buffer {c.capacity}",
-                "binomial": "binomial tree"}[c.sampler]
-        lines.append(f"  bucket {i}: {c.kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
+        size = (f"slots {c.slots}, draws {c.draws}" if c.sampler == "resample" else
+                f"token buffer {c.capacity}" if c.sampler == "tokens" else "binomial tree")
+        kind = f"{c.kind}, {c.estimator} estimator" if _trained(c) else c.kind
+        lines.append(f"  bucket {i}: {kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
                      f"{plural(len(b.points), 'point')} in {plural(len(b.tasks), 'call group')} of "
-                     f"{plural(b.group, 'point')} x {plural(b.chunk, 'chain')} ({b.bytes_per_call / 2**20:.0f} MiB per call)")
+                     f"{plural(b.group, 'point')} x {plural(b.chunk, 'chain')} "
+                     f"({b.bytes_per_call / 2**20:.0f} MiB per call)")
     return "\n".join(lines)

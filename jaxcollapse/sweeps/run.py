@@ -3,8 +3,9 @@
 The points of a call group are stacked (their ``Params`` padded to the bucket's shapes, the group padded to
 its size by repeating its last point) and run by :func:`jaxcollapse.engine.driver.run` with a points axis:
 ``vmap`` over points around ``vmap`` over chains, the chain axis sharded over the local devices. Point
-``p``'s chain ``i`` uses ``fold_in(point_key(seed, p), i)``, as ``simulate(point_key(seed, p), ...)`` does, so
-its models and collapse times equal that call's whatever the bucket, the group or the devices.
+``p``'s chain ``i`` uses ``fold_in(point_key(seed, p), i)``, as ``simulate(point_key(seed, p), ...)`` does
+(``simulate_trained`` for a point of a trained estimator), so its models and collapse times equal that call's
+whatever the bucket, the group or the devices. A bucket of trained points is one configuration, not padded.
 """
 
 from __future__ import annotations

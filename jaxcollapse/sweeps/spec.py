@@ -1,5 +1,6 @@
 """A sweep's specification and its points: the TOML layout, the settings a point may set, and each point
-resolved to what :func:`jaxcollapse.simulate` takes, with its key.
+resolved (by the resolver of ``jaxcollapse run``) to what :func:`jaxcollapse.simulate` or
+:func:`jaxcollapse.simulate_trained` takes, with its key.
 
 Point ``p`` uses the key ``fold_in(key(seed), h_p)`` with ``h_p`` a 31-bit hash of its resolved settings, and
 chain ``i`` of it ``fold_in(point_key, i)`` as in ``simulate``: results do not depend on the order of points, on
@@ -15,15 +16,19 @@ import json
 import os
 
 from ..engine.settings import STUDY_DEFAULTS
-from ..errors import MAX_SMOOTHING, ConfigError, check_bool, check_float, check_int
+from ..errors import ConfigError, check_bool, check_float, check_int
+from ..io.study import TRAINING_KEYS
 
 #: Version of the point files and the sweep's fingerprint.
 FORMAT_VERSION = 1
 
-#: Settings a point may set (each a scalar; lists in a grid).
+#: Settings a point may set (each a scalar; lists in a grid): those of ``jaxcollapse run`` that fix a study.
 SETTINGS = ("regime", "initial", "vocab", "support", "exponent", "ratio", "concentration", "contexts",
-            "initial_seed", "synthetic", "real", "size", "fraction", "window", "train", "temperature", "top_k",
-            "top_p", "smoothing", "sampler")
+            "initial_seed", "initial_file", "corpus", "order", "tokens", "max_vocab", "max_contexts", "synthetic",
+            "real", "size", "fraction", "window", "train", "temperature", "top_k", "top_p", "smoothing", "sampler",
+            "estimator", *TRAINING_KEYS, "sequence_length")
+#: Settings that name a file (relative to the sweep file's directory).
+PATH_SETTINGS = ("corpus", "initial_file")
 #: Settings of the whole sweep.
 SWEEP_KEYS = ("chains", "generations", "seed", "memory", "buckets", "points_per_call", "keep_final", "plot")
 #: Defaults of a point's settings (the same as the command line's).
@@ -75,12 +80,13 @@ def _check_setting(name: str, value, where: str):
     return value
 
 
-def spec_from_dict(data: dict, *, where: str = "sweep") -> Spec:
+def spec_from_dict(data: dict, *, where: str = "sweep", folder: str | None = None) -> Spec:
     """A :class:`Spec` from a TOML-like dict (see the README's "Sweeps" section).
 
     Top-level keys: sweep settings (:data:`SWEEP_KEYS`; ``memory`` in MiB) and base point settings
     (:data:`SETTINGS`). ``grid``: a table (or array of tables) of lists whose product gives points; ``points``:
     an array of tables, each one more point. Every point is the base settings updated by its own values.
+    Relative file names (:data:`PATH_SETTINGS`) are relative to the directory ``folder`` (default: the current one).
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a sweep must be a table of settings")
@@ -120,6 +126,11 @@ def spec_from_dict(data: dict, *, where: str = "sweep") -> Spec:
         points.append(point)
     if not grids and not extra:
         points.append(dict(base))
+    if folder is not None:
+        for point in points:
+            for k in PATH_SETTINGS:
+                if isinstance(point.get(k), str):
+                    point[k] = os.path.normpath(os.path.join(folder, os.path.expanduser(point[k])))
     plot = top.get("plot", {})
     if not isinstance(plot, dict):
         raise ConfigError(f"{where}: plot must be a table with x and y")
@@ -148,7 +159,7 @@ def load_spec(path) -> Spec:
         raise ConfigError(f"sweep file {path} not found") from None
     except toml.TOMLDecodeError as e:
         raise ConfigError(f"sweep file {path} is not valid TOML: {e}") from None
-    return spec_from_dict(data, where=os.path.basename(path))
+    return spec_from_dict(data, where=os.path.basename(path), folder=os.path.dirname(os.path.realpath(path)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,6 +176,9 @@ class Point:
         size of generations ``m >= 2`` and its synthetic share, as requested when both were given).
       fold: the 31-bit number folded into the sweep key to give the point's key.
       initial, regime, decoding, smoothing, sampler: what :func:`jaxcollapse.simulate` takes.
+      corpus: the :class:`~jaxcollapse.Corpus` of a ``corpus`` point (else None).
+      trained: whether the point runs as :func:`jaxcollapse.simulate_trained` does (``estimator`` softmax or
+        embedding, or regime autoregressive; its estimator and training in ``settings``).
     """
 
     index: int
@@ -176,41 +190,60 @@ class Point:
     decoding: object
     smoothing: float
     sampler: str
+    corpus: object = None
+    trained: bool = False
+
+    def build(self, generations: int):
+        """The point's static ``Config`` and traced ``Params`` (call inside ``jax.enable_x64(True)``)."""
+        if self.trained:
+            from ..core import trained
+            from ..io.study import training
+
+            return trained.build(self.initial if self.corpus is None else self.corpus, self.regime,
+                                 generations=generations, estimator=self.settings["estimator"],
+                                 training=training(self.settings))
+        from ..core import count
+
+        return count.build(self.initial, self.regime, generations=generations, decoding=self.decoding,
+                           smoothing=self.smoothing, sampler=self.sampler)
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def resolve_point(settings: dict, index: int = 0) -> Point:
-    """Validate one point's settings and build what ``simulate`` takes; ConfigError naming the bad setting."""
-    from ..core.regimes import REGIMES, Decoding, Regime
-    from ..engine.settings import initial_distribution, regime_sizes, size_and_fraction
+    """Validate one point's settings and build what ``simulate`` (or ``simulate_trained``) takes, with the
+    resolver of ``jaxcollapse run`` (:func:`jaxcollapse.io.study.resolve_study`); ConfigError naming the bad
+    setting. Sizes have no defaults (a corpus's: its events, as in ``run``); files are hashed by content."""
+    from ..engine.settings import size_and_fraction
+    from ..io.study import resolve_study
 
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    for k in s:
-        _check_setting(k, s[k], f"point {index}")
-    kind = s["regime"]
-    if kind not in REGIMES:
-        raise ConfigError(f"point {index}: regime must be one of {', '.join(REGIMES)}; got {kind!r}")
-    source = s["initial"]
-    initial, used, _ = initial_distribution(source, s)
-    res = {"regime": kind, "initial": source, **used}
-    sizes = regime_sizes(kind, s)
-    if s.get("train") is not None and "train" not in sizes:
+    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if v is not None}
+    for k in given:
+        _check_setting(k, given[k], f"point {index}")
+    study = resolve_study(given)
+    res = study.resolved
+    kind = res["regime"]
+    if given.get("train") is not None and "train" not in res:
         # unused by this regime, but kept in the settings (and so in the point's id) as it always was
-        sizes["train"] = check_int("train", s["train"], low=1)
-    regime = Regime(kind, **sizes)
-    res.update(sizes)
-    decoding = Decoding(check_float("temperature", s["temperature"]), s.get("top_k"), s.get("top_p"))
-    smoothing = check_float("smoothing", s["smoothing"], low=0.0, high=MAX_SMOOTHING)
-    res.update(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, smoothing=smoothing,
-               sampler=str(s["sampler"]))
-    blob = json.dumps(res, sort_keys=True, separators=(",", ":"))
+        res["train"] = check_int("train", given["train"], low=1)
+    res["sampler"] = given.get("sampler", DEFAULTS["sampler"])
+    hashed = dict(res)
+    if study.corpus is not None:
+        hashed["corpus"] = study.corpus.sha256
+    if "initial_file" in res:
+        hashed["initial_file"] = _file_digest(res["initial_file"])
+    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(blob.encode()).hexdigest()
     # Derived columns for tables and phase diagrams (not part of the hash).
     size, frac = size_and_fraction(kind, res)
     if settings.get("size") is not None and settings.get("fraction") is not None:
         frac = float(settings["fraction"])          # as requested (n / (N + n) is rounded to whole samples)
     res["size"], res["fraction"] = size, float(frac)
-    return Point(index, digest[:12], res, int(digest[:8], 16) & 0x7FFFFFFF, initial, regime, decoding, smoothing,
-                 res["sampler"])
+    return Point(index, digest[:12], res, int(digest[:8], 16) & 0x7FFFFFFF, study.initial, study.regime,
+                 study.decoding, res["smoothing"], res["sampler"], study.corpus, study.trained)
 
 
 def resolve(spec: Spec) -> list:

@@ -209,6 +209,7 @@ class _Writer:
         import zarr
 
         self.d, self.spec = d, spec
+        os.makedirs(os.path.join(d, PARTS), exist_ok=True)
         self.group = zarr.open_group(os.path.join(d, ARRAYS), mode="a")
         self.buffer = []                 # (point, record)
         self.last = -math.inf            # time of the last commit

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .plan import Plan, make_plan
-from .run import run_plan
+from .ray_engine import run_plan_on
 from .spec import as_spec
 from .store import (close, find_stores, parse_shard, part_paths, prepare_store, read_store, read_sweep,
                     shard_from_env, store_dir)
@@ -225,7 +225,7 @@ def _shard(shard) -> tuple:
 def sweep(spec, *, chains: int | None = None, generations: int | None = None, seed: int | None = None,
           out=None, shard=None, devices=None, memory: int | None = None, points_per_call: int | None = None,
           keep_final: bool | None = None, overwrite: bool = False, progress: Callable | None = None,
-          command: str = "", argv=None) -> SweepResult:
+          command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
     """Run a parameter sweep.
 
     Args:
@@ -238,6 +238,8 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
         ``jax.process_count()``); :func:`merge` then checks the shards and writes the manifest.
       devices: JAX devices to spread each call group's chains over (default: all local devices).
       progress: ``progress(chain_generations_done, total, points_done, work_fraction)`` between segments.
+      ray: run the call groups (of this shard) as tasks of a Ray cluster: True for a local one, or the address of
+        one (``pip install "jaxcollapse[ray]"``; devices is then left unset).
     """
     t0 = time.perf_counter()
     spec = as_spec(spec, {"chains": chains, "generations": generations, "seed": seed, "memory": memory,
@@ -250,7 +252,7 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
         prepare_store(d, spec, overwrite, (i, n))
         done, _ = read_store(d, plan.points, repair=True)
     try:
-        ran = run_plan(plan.share(i, n), d, devices=devices, done=set(done), progress=progress)
+        ran = run_plan_on(ray, plan.share(i, n), d, devices=devices, done=set(done), progress=progress)
     finally:
         if d is not None:
             close(d)
