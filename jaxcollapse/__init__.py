@@ -45,6 +45,7 @@ _EXPORTS = {
     "Spec": ("jaxcollapse.sweeps.spec", "Spec"),
     "SweepResult": ("jaxcollapse.sweeps.sweep", "SweepResult"),
     "merge_sweep": ("jaxcollapse.sweeps.sweep", "merge"),
+    "load_sweep": ("jaxcollapse.sweeps.sweep", "load_sweep"),
     "plot_sweep": ("jaxcollapse.sweeps.phase", "plot_sweep"),
     # modules
     "kernel": ("jaxcollapse.core.count", None),

@@ -1,4 +1,5 @@
-"""Parameter sweeps: bucketing, identity with ``simulate``, files, resume after SIGKILL, hosts, devices, plots.
+"""Parameter sweeps: bucketing, identity with ``simulate``, files, devices, plots (the store's resume and repair:
+test_sweep_store.py; shards: test_sweep_shards.py).
 
 Every in-process sweep here uses the same bucket shape (``points_per_call = 1``, 23 chains, 40 generations), so
 the whole module compiles the vmapped engine once."""
@@ -6,14 +7,13 @@ the whole module compiles the vmapped engine once."""
 import importlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import jaxcollapse as jc
 from jaxcollapse import cli
@@ -92,17 +92,31 @@ def test_points_equal_plain_simulate_and_compile_once(tmp_path):
         for k, m in enumerate(rec["metrics"]):
             np.testing.assert_allclose(rec[f"final_{m}"], sim.traces[m][:, -1], rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(rec["mean"][k], sim.summary[m].mean, rtol=1e-12, atol=1e-14)
-    # files: the tidy table, one row per point, the manifest written last
+    # files: the store (Parquet parts, Zarr arrays), the manifest written last; read back value for value
     d = tmp_path / "a"
-    table = (d / "table.csv").read_text().splitlines()
-    header = table[0].split(",")
-    assert header[:3] == ["point", "id", "regime"] and header[-7:] == ["generation", "metric", "mean", "sd",
-                                                                       "ci_low", "ci_high", "n"]
-    assert len(table) == 1 + 4 * (spec.generations + 1) * (len(jc.METRICS) + 1)
+    assert {"sweep.json", "parts", "arrays.zarr", "manifest.json"} <= set(os.listdir(d))
     manifest = json.loads((d / "manifest.json").read_text())
-    assert manifest["plan"]["compilations"] == 1 and len(manifest["points"]) == 4
-    z = np.load(d / "points" / f"{res.points[0].id}.npz")
-    assert z["collapse_time"].shape == (23,) and z["final_collision"].shape == (23,)
+    assert manifest["plan"]["compilations"] == 1 and manifest["points"] == 4 and manifest["bytes"] > 0
+    back = jc.load_sweep(d)
+    assert back.complete and sorted(back.records) == [0, 1, 2, 3]
+    for i, rec in res.records.items():
+        assert set(back.records[i]) == set(rec)
+        for k, v in rec.items():
+            assert np.array_equal(back.records[i][k], v, equal_nan=True) if isinstance(v, np.ndarray) else back.records[i][k] == v, k
+    df = back.to_pandas()
+    assert list(df.columns[:3]) == ["point", "id", "regime"] and list(df.columns[-7:]) == [
+        "generation", "metric", "mean", "sd", "ci_low", "ci_high", "n"]
+    assert len(df) == 4 * (spec.generations + 1) * (len(jc.METRICS) + 1)
+    assert df.equals(res.to_pandas())
+    z = xr.open_zarr(d / "arrays.zarr", consolidated=False)
+    assert z["collapse_time"].dims == ("point", "chain") and z["final"].dims == ("point", "chain", "context", "token")
+    assert sorted(z["point"].values.tolist()) == [0, 1, 2, 3]
+    assert back.to_xarray()["summary_mean"].dims == ("point", "metric", "generation")
+    # the CSV tables of sweep-export: as many rows as the Parquet parts
+    assert cli.main(["sweep-export", str(d), "--csv", "-q"]) == 0
+    table = (d / "table.csv").read_text().splitlines()
+    assert table[0].split(",")[:3] == ["point", "id", "regime"] and len(table) == 1 + len(df)
+    assert len((d / "points.csv").read_text().splitlines()) == 5
     # the phase diagram and its theory
     made = phase.plot_sweep(d, "size", "regime")
     assert os.path.getsize(made[0]) > 10_000
@@ -110,55 +124,6 @@ def test_points_equal_plain_simulate_and_compile_once(tmp_path):
     p0 = res.points[0].initial.probs[0]
     assert th["collision"] == pytest.approx(jc.theory.fully_synthetic_collision(p0, 3, 40)[40])
     assert th["collapse_low"] <= th["collapse"] <= th["collapse_high"]
-
-
-def test_hosts_split_and_merge_equal_one_host(tmp_path):
-    one = jc.sweep(GRID, out=tmp_path / "one")
-    h0 = jc.sweep(GRID, out=tmp_path / "h0", host=0, hosts=2)
-    h1 = jc.sweep(GRID, out=tmp_path / "h1", host=1, hosts=2)
-    assert not h0.complete and sorted(h0.ran + h1.ran) == [0, 1, 2, 3] and not set(h0.ran) & set(h1.ran)
-    assert not (tmp_path / "h0" / "table.csv").exists()
-    with pytest.raises(ConfigError, match="not finished"):
-        S.merge(GRID, tmp_path / "h0")
-    S.merge(GRID, tmp_path / "h0", [tmp_path / "h1"])
-    for name in ("table.csv", "points.csv"):
-        assert (tmp_path / "h0" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
-    assert one.complete
-
-
-def test_kill_9_and_resume_equal_uninterrupted(tmp_path):
-    spec_file = tmp_path / "s.toml"
-    spec_file.write_text(TOML)
-    ref = jc.sweep(str(spec_file), out=tmp_path / "ref")
-    env = _env(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "jaxcollapse", "sweep", str(spec_file), "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    points = out / "points"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if points.is_dir() and any(n.endswith(".npz") for n in os.listdir(points)):
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None, "the sweep ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
-    proc.stderr.close()
-    finished = [n for n in os.listdir(points) if n.endswith(".npz")]
-    assert 1 <= len(finished) < 12 and not (out / "manifest.json").exists()
-    for n in finished:                      # nothing half-written
-        assert ST.load_point(points / n) is not None
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    for name in ("table.csv", "points.csv"):
-        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
-    for p in ref.points:
-        z = ST.load_point(points / f"{p.id}.npz")
-        for k, v in ref.records[p.index].items():
-            if isinstance(v, np.ndarray):
-                assert np.array_equal(z[k], v, equal_nan=True), k
-    assert not [n for n in os.listdir(points) if ".tmp-" in n]
 
 
 EIGHT = textwrap.dedent("""

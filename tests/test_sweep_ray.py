@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -81,13 +82,13 @@ def test_on_ray_cli_and_python_api(cluster, plan, one, tmp_path):
     out = tmp_path / "out"
     assert cli.main(["sweep", str(spec_file), "--out", str(out), "--ray", "--quiet"]) == 0
     arrays = lambda recs: {i: {k: v for k, v in r.items() if isinstance(v, np.ndarray)} for i, r in recs.items()}
-    _assert_same(arrays(ST.finished_points(out, plan)), arrays(one))
-    assert (out / "table.csv").exists()
+    _assert_same(arrays(jc.load_sweep(out).records), arrays(one))
+    assert (out / "manifest.json").exists()
     _assert_same(arrays(jc.sweep(SPEC, ray=True).records), arrays(one))
     with pytest.raises(ConfigError, match=r"num_gpus must be in \[0, 0\]"):
         RE.run_plan_ray(plan, num_gpus=1)
     with pytest.raises(ConfigError, match="leave host, hosts and devices unset"):
-        jc.sweep(SPEC, ray=True, host=0, hosts=2)
+        jc.sweep(SPEC, ray=True, devices=jax.devices())
 
 
 def _die_at_start_of_task(path: str, nth: int) -> None:
@@ -116,10 +117,12 @@ def test_on_ray_a_task_whose_worker_dies_is_retried(cluster, plan, one, tmp_path
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     doomed = copy.copy(plan)
     doomed.crash = _KillsItsWorker(tmp_path / "starts", 3)     # the third task to start, mid-sweep
-    got = RE.run_plan_ray(doomed, tmp_path)
+    ST.prepare_store(tmp_path / "out", plan.spec)
+    got = RE.run_plan_ray(doomed, tmp_path / "out")
+    ST.close(tmp_path / "out")
     assert os.path.getsize(tmp_path / "starts") == len(one) + 1          # every task, and one run again
     _assert_same(got, one)
-    assert sorted(ST.finished_points(tmp_path, plan)) == sorted(one)
+    assert sorted(ST.read_store(tmp_path / "out", plan.points)[0]) == sorted(one)
     doomed.crash = _KillsItsWorker(tmp_path / "again", 3)       # without retries the same death ends the sweep
     with pytest.raises(ray.exceptions.WorkerCrashedError):
         RE.run_plan_ray(doomed, max_retries=0)

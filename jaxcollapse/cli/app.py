@@ -4,7 +4,8 @@
 ``jaxcollapse show``   print the summary and settings of a finished run.
 ``jaxcollapse plot``   redraw the figures of a finished run from its files.
 ``jaxcollapse bench``  the benchmark of ``benchmarks/`` on whatever backend JAX sees (``jaxcollapse.bench``).
-and the commands of :data:`COMMANDS` (reproduce, plan, sweep, sweep-plot, examples).
+and the commands of :data:`COMMANDS` (reproduce, plan, sweep, sweep-merge, sweep-export, sweep-plot,
+examples).
 
 Every error (bad flag, value, file or configuration) is one line ``jaxcollapse: error: ...`` on stderr and
 exit status 2. Building the parser imports no JAX: the commands import it when they run.
@@ -29,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("jaxcollapse.cli.plan", "how many chains a wanted precision needs, from a short pilot run"),
     "sweep": ("jaxcollapse.cli.sweep", "run a parameter sweep from a TOML file (grid of settings, bucketed "
               "vmapped calls, resumable)"),
+    "sweep-merge": ("jaxcollapse.cli.sweep_merge", "check a sweep's shards hold every point and write its manifest"),
+    "sweep-export": ("jaxcollapse.cli.sweep_export", "write a sweep's tables as CSV (table.csv, points.csv)"),
     "sweep-plot": ("jaxcollapse.cli.sweep_plot", "draw the phase diagrams of a finished sweep"),
     "examples": ("jaxcollapse.cli.examples", "list, print or copy the example study and sweep files"),
 }

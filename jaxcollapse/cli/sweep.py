@@ -9,14 +9,16 @@ import sys
 import time
 
 from ..engine.host import clock
-from ..errors import check_float, check_int
+from ..errors import check_float
 from .progress import add_progress_arguments, every_seconds, reporter
 
 DESCRIPTION = """Run a parameter sweep from a TOML file: a product grid and/or a list of points over any setting
 (regime, synthetic, real, size, fraction, window, train, initial, vocab, support, exponent, temperature, top_k,
 top_p, smoothing, sampler), with chains, generations and a seed for all. Points that share array shapes run as one
-compiled, vmapped call. Results (OUT/table.csv, OUT/points.csv, OUT/points/*.npz, OUT/manifest.json) are written as
-points finish; rerunning the same command resumes an interrupted sweep. See the README's "Sweeps" section."""
+compiled, vmapped call. Results (OUT/parts/*.parquet: summary rows; OUT/arrays.zarr: per-point arrays;
+OUT/manifest.json) are written as call groups finish; rerunning the same command resumes an interrupted sweep.
+With --shard I/N (or inside a SLURM job array) only shard I's share runs, into OUT/shards/I-of-N/; then
+`jaxcollapse sweep-merge OUT`. See the README's "Sweeps" section."""
 
 
 def add_arguments(parser) -> None:
@@ -30,22 +32,18 @@ def add_arguments(parser) -> None:
                         help="device-memory budget per compiled call in MiB (default: 1024)")
     parser.add_argument("--points-per-call", type=int, default=None, metavar="P",
                         help="points vmapped in one call (default: from the memory budget)")
-    parser.add_argument("--host", type=int, default=None, metavar="I",
-                        help="run only host I's share of the points (default: jax.process_index())")
-    parser.add_argument("--hosts", type=int, default=None, metavar="H",
-                        help="number of hosts sharing the sweep (default: jax.process_count())")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only shard I of N (0 <= I < N) into DIR/shards/I-of-N/ (default: from "
+                        "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT in a SLURM job array, else the whole "
+                        "sweep); merge with `jaxcollapse sweep-merge DIR`")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                        help="run the call groups as tasks of a Ray cluster: a local one, or the one at ADDRESS "
-                             "(e.g. HOST:6379 of `ray start --head`); pip install \"jaxcollapse[ray]\"")
-    parser.add_argument("--merge", action="store_true",
-                        help="merge the hosts' finished points into the tables (no simulation)")
-    parser.add_argument("--from", dest="sources", action="append", default=[], metavar="DIR",
-                        help="with --merge: another host's results directory to take points from (repeatable)")
+                        help="run the call groups (of this shard) as tasks of a Ray cluster: a local one, or the one "
+                             "at ADDRESS (e.g. HOST:6379 of `ray start --head`); pip install \"jaxcollapse[ray]\"")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (points, buckets, compilations) and a calibrated estimate; run nothing")
     parser.add_argument("--plot", action="store_true", help="draw the phase diagrams (OUT/plots/) when finished")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a sweep in --out that has other chains, generations or seed")
+                        help="replace a sweep in --out that has other points, chains, generations or seed")
     add_progress_arguments(parser, quiet=False)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the results line and errors")
 
@@ -62,15 +60,15 @@ def _command(args) -> str:
 
 
 def run_command(args) -> int:
-    """``jaxcollapse sweep``: plan, estimate, run (or resume, or merge), write the tables, plot."""
-    import jax
-
+    """``jaxcollapse sweep``: plan, estimate, run (or resume) this shard's share, write the manifest, plot."""
+    from ..io.report import plural
     from ..sweeps.cost import check_fits, estimate
     from ..sweeps.plan import describe_plan, make_plan
     from ..sweeps.ray_engine import run_plan_on
     from ..sweeps.spec import as_spec
-    from ..sweeps.store import finished_points, prepare_out, write_tables
-    from ..sweeps.sweep import SweepResult, merge
+    from ..sweeps.store import close, part_paths, prepare_store, read_store, store_dir
+    from ..sweeps.tables import write_manifest
+    from ..sweeps.sweep import SweepResult, _shard
 
     every = every_seconds(args.progress_every)
     spec = as_spec(args.spec, {"chains": args.chains, "generations": args.generations, "seed": args.seed,
@@ -80,62 +78,61 @@ def run_command(args) -> int:
     if args.out is None:
         args.out = os.path.join("sweeps", os.path.splitext(os.path.basename(args.spec))[0])
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    if args.merge:
-        res = merge(spec, args.out, args.sources, command=_command(args), overwrite=args.overwrite)
-        say(f"merged {len(res.records)} points")
-        return _finish(args, res, say)
-    hosts = jax.process_count() if args.hosts is None else check_int("hosts", args.hosts, low=1)
-    host = jax.process_index() if args.host is None else check_int("host", args.host, low=0, high=hosts - 1)
+    shard, shards = _shard(args.shard)
     plan = make_plan(spec)
+    mine = plan.share(shard, shards)
+    share = set(mine.share_points)
     say(describe_plan(plan))
-    if hosts > 1:
-        share = sum(len(t) for ti, _, t in plan.tasks() if ti % hosts == host)
-        say(f"host {host} of {hosts}: {share} points")
+    if shards > 1:
+        say(f"shard {shard} of {shards}: {plural(len(share), 'point')} in "
+            f"{plural(sum(len(b.tasks) for b in mine.buckets), 'call group')} of "
+            f"{plural(len(mine.buckets), 'bucket')}")
     check_fits(plan)
     if args.dry_run:
-        say(estimate(plan, hosts).describe())
+        if share:
+            say(estimate(mine).describe())
         return 0
-    prepare_out(args.out, spec, args.overwrite)
-    done = finished_points(args.out, plan)
-    if done:
-        say(f"resuming: {len(done)} of {len(plan.points)} points already finished in {args.out}")
-    todo = [p for p in plan.points if p.index not in done]
-    if todo and not args.quiet:
-        say(estimate(plan, hosts).describe())
+    d = store_dir(args.out, shard, shards)
+    prepare_store(d, spec, args.overwrite, (shard, shards))
+    done, _ = read_store(d, plan.points, repair=True)
+    before = len(share & done.keys())
+    if before:
+        say(f"resuming: {before} of {plural(len(share), 'point')} already finished in {d}")
+    if before < len(share) and not args.quiet:
+        say(estimate(mine).describe())
     progress = reporter(sys.stderr, "jaxcollapse sweep", every, quiet=args.quiet,
-                        tty_factory=lambda: Progress(sys.stderr, len(plan.points), len(done)),
-                        points_total=len(plan.points), points_before=len(done))
+                        tty_factory=lambda: Progress(sys.stderr, len(share), before),
+                        points_total=len(share), points_before=before)
     t0 = time.perf_counter()
     try:
-        ran = run_plan_on(args.ray, plan, args.out, host=host, hosts=hosts, done=set(done), progress=progress)
+        ran = run_plan_on(args.ray, mine, d, done=set(done), progress=progress)
     finally:
+        close(d)
         if progress is not None:
             progress.close()
     records = {**done, **ran}
     wall = time.perf_counter() - t0
     rate = len(ran) * spec.chains * spec.generations / max(wall, 1e-9)
-    say(f"ran {len(ran)} points in {wall:.1f} s ({rate / 1e3:.1f}k chain-generations/s, compilation included; "
-        f"{plan.compilations} compilations planned)")
-    if len(records) < len(plan.points):
-        say(f"{len(records)} of {len(plan.points)} points finished; when every host is done run "
-            f"`{_command(args)} --merge`")
+    say(f"ran {plural(len(ran), 'point')} in {wall:.1f} s ({rate / 1e3:.1f}k chain-generations/s, compilation "
+        f"included; {plural(mine.compilations, 'compilation')} planned)")
+    if shards > 1:
+        say(f"shard {shard} of {shards} finished ({plural(len(share), 'point')} in {d}); when every shard is "
+            f"done run `jaxcollapse sweep-merge {args.out}`")
         return 0
-    if hosts > 1:
-        say(f"every point is finished; write the tables with `{_command(args)} --merge`")
-        return 0
-    res = SweepResult(plan, records, sorted(ran), True, wall, args.out)
-    write_tables(args.out, plan, records, command=_command(args), wall_time=wall)
-    return _finish(args, res, say)
+    write_manifest(args.out, plan, stores=[d], command=_command(args), wall_time=wall)
+    res = SweepResult(plan, records, sorted(ran), True, wall, args.out, part_paths(d))
+    return finish(args, res, say)
 
 
-def _finish(args, res, say) -> int:
+def finish(args, res, say) -> int:
     """Print the points' table (and draw the phase diagrams with ``--plot``) of a finished sweep."""
     from ..sweeps.phase import format_points
-    from ..sweeps.store import MANIFEST, POINTS_CSV, POINTS_DIR, TABLE, read_manifest
+    from ..sweeps.store import ARRAYS, PARTS
+    from ..sweeps.tables import MANIFEST, read_manifest
 
     say(format_points(res.plan.points, res.records, res.plan.spec.generations))
-    files = [TABLE, POINTS_CSV, POINTS_DIR + "/", MANIFEST]
-    if args.plot:
+    files = [PARTS + "/", ARRAYS + "/", MANIFEST]
+    if getattr(args, "plot", False):
         from ..io.rundir import _jsonable, write_text
         from ..sweeps.phase import plot_sweep
 
@@ -143,7 +140,7 @@ def _finish(args, res, say) -> int:
         manifest = read_manifest(args.out)
         manifest["plots"] = [os.path.relpath(p, args.out) for p in made]
         write_text(os.path.join(args.out, MANIFEST), json.dumps(_jsonable(manifest), indent=2) + "\n")
-        files.insert(3, "plots/")
+        files.insert(2, "plots/")
     print(f"results: {args.out}{os.sep} ({', '.join(files)})")
     return 0
 

@@ -227,48 +227,6 @@ def _setting_array(values):
                      for v in vals], dtype=object)
 
 
-def sweep_frame(points, records: dict, columns, what: str = "to_pandas"):
-    """The sweep's ``table.csv`` as a DataFrame: one row per (point, generation, metric), points in sweep order,
-    generations, then the record's metrics and ``collapsed`` (the fraction of chains collapsed by that
-    generation, Wilson 95% interval); columns ``point, id, <settings>, generation, metric, mean, sd, ci_low,
-    ci_high, n``."""
-    pd = require("pandas", what)
-    from ..stats.analysis import wilson_ci
-
-    frames = []
-    for p in points:
-        if p.index not in records:
-            continue
-        rec = records[p.index]
-        names = list(rec["metrics"]) + ["collapsed"]
-        chains = int(np.asarray(rec["collapse_time"]).shape[0])
-        frac = np.asarray(rec["collapsed"], np.float64)
-        width = frac.shape[0]
-        ci = wilson_ci(np.rint(frac * chains), chains)
-        sd = np.sqrt(frac * (1 - frac) * chains / max(chains - 1, 1))
-        block = {}
-        for k, extra in (("mean", frac), ("sd", sd), ("ci_low", ci.low), ("ci_high", ci.high),
-                         ("n", np.full(width, chains))):
-            block[k] = np.concatenate([np.asarray(rec[k]), np.asarray(extra)[None]], axis=0).T.ravel()
-        nrow = width * len(names)
-        df = pd.DataFrame({
-            "point": np.full(nrow, p.index, np.int64), "id": [p.id] * nrow,
-            **{c: [p.settings.get(c)] * nrow for c in columns},
-            "generation": np.repeat(np.arange(width, dtype=np.int64), len(names)),
-            "metric": np.tile(np.array(names, dtype=object), width),
-            **{k: block[k].astype(np.float64) for k in ("mean", "sd", "ci_low", "ci_high")},
-            "n": block["n"].astype(np.int64),
-        })
-        frames.append(df)
-    if not frames:
-        raise ValueError("no finished point to convert")
-    out = pd.concat(frames, ignore_index=True)
-    for c in columns:                                   # a setting column of numbers gets a numeric dtype
-        if out[c].map(lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))).all():
-            out[c] = pd.to_numeric(out[c])
-    return out
-
-
 def sweep_dataset(points, records: dict, columns, attrs: dict | None = None):
     """:meth:`SweepResult.to_xarray`: dims ``point``, ``generation``, ``metric``, ``chain``.
 

@@ -58,19 +58,14 @@ def theory_point(settings: dict, initial_probs: np.ndarray | None, generations: 
 
 
 def _load(out):
-    from .store import POINTS_DIR, load_point, read_manifest
+    from .store import read_sweep
 
-    d = os.fspath(out)
-    manifest = read_manifest(d)
-    if manifest is None:
-        raise ConfigError(f"{d} is not a finished jaxcollapse sweep (no manifest.json with the sweep marker)")
-    rows = []
-    for p in manifest["points"]:
-        rec = load_point(os.path.join(d, POINTS_DIR, f"{p['id']}.npz"))
-        if rec is None:
-            raise ConfigError(f"{d}: point {p['index']} ({p['id']}.npz) is missing or unreadable")
-        rows.append((p["settings"], rec))
-    return manifest, rows
+    spec, points, records, _, _ = read_sweep(out)
+    if len(records) < len(points):
+        raise ConfigError(f"{os.fspath(out)} is not a finished jaxcollapse sweep ({len(records)} of {len(points)} "
+                          f"points finished)")
+    manifest = {"chains": spec.chains, "generations": spec.generations, "plot": spec.plot}
+    return manifest, [(p.settings, records[p.index]) for p in points]
 
 
 def _axes(rows, x=None, y=None):
@@ -212,7 +207,7 @@ def _fmt(v) -> str:
 def format_points(points, records, generations: int, rows: int = 12) -> str:
     """A fixed-width table of the points: the settings that vary, collapsed fraction, median collapse time,
     final mean collision probability and L1 drift."""
-    from .store import point_summary
+    from .tables import point_summary
 
     settings = [p.settings if hasattr(p, "settings") else p for p in points]
     keys = [k for k in ("regime", *AXES) if len({json_key(s.get(k)) for s in settings}) > 1] or ["regime"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from ..errors import ConfigError
 from .spec import Spec, _brief, resolve
 
@@ -72,6 +74,31 @@ class Plan:
                 yield t, b, task
                 t += 1
 
+    def share(self, shard: int, shards: int) -> Plan:
+        """The plan of shard ``shard`` of ``shards``: a contiguous run of the call groups in plan order, cut where
+        the padded work (points x the bucket's work per chain-generation) crosses ``shard / shards`` of the total,
+        so a shard compiles few buckets and the shards take about equal times. The points and their
+        configurations stay those of the whole sweep (indices are global); only the buckets' groups are cut."""
+        if shards == 1:
+            return self
+        total = sum(len(t) * b.work for b in self.buckets for t in b.tasks)
+        buckets, done = [], 0.0
+        for b in self.buckets:
+            mine = []
+            for t in b.tasks:
+                w = len(t) * b.work
+                if min(int(shards * (done + w / 2) / total), shards - 1) == shard:
+                    mine.append(t)
+                done += w
+            if mine:
+                buckets.append(dataclasses.replace(b, points=sorted(i for t in mine for i in t), tasks=mine))
+        return dataclasses.replace(self, buckets=buckets)
+
+    @property
+    def share_points(self) -> list:
+        """Indices of the points this plan's call groups run, in run order."""
+        return [i for b in self.buckets for t in b.tasks for i in t]
+
 
 def _size_of(config) -> int:
     if _trained(config):
@@ -98,30 +125,81 @@ def _trained(config) -> bool:
 
 def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float = 0.0) -> list:
     """Split sorted ``sizes`` into at most ``most`` contiguous groups minimising the padded work
-    ``per_point * sum(len(group) * max(group)) + compile_units * groups``."""
+    ``per_point * sum(len(group) * max(group)) + compile_units * groups``; returns ``[(lo, hi)]`` bounds.
+
+    Linear in ``len(sizes)`` (times the groups tried): equal sizes are never split, so the dynamic programme
+    runs over the distinct sizes, each layer by a monotone convex-hull trick (the cost of group ``(i, j]`` is
+    ``per_point * (W_j - W_i) * s_j``, lines in ``s_j`` of slope ``-W_i``), and the optimum over the number of
+    groups is convex (the cost is Monge), so layers stop once one more group no longer helps."""
     k = len(sizes)
-    best = {}
+    if k == 0:
+        return []
+    vals, ends = [], []                                     # distinct sizes and where each run ends
+    for n, s in enumerate(sizes):
+        if vals and s == vals[-1]:
+            ends[-1] = n + 1
+        else:
+            vals.append(s)
+            ends.append(n + 1)
+    d = len(vals)
+    w = [0, *ends]                                          # prefix counts W_0..W_d
     inf = float("inf")
-    cost = [[0.0] * (k + 1) for _ in range(most + 1)]
-    cut = [[0] * (k + 1) for _ in range(most + 1)]
-    for j in range(1, k + 1):
-        cost[0][j] = inf
+    prev = [0.0] + [inf] * d
+    cuts, best = [], []
     for b in range(1, most + 1):
-        for j in range(1, k + 1):
-            cost[b][j], cut[b][j] = inf, 0
-            for i in range(b - 1, j):
-                c = cost[b - 1][i] + (j - i) * sizes[j - 1] * per_point + compile_units
-                if c < cost[b][j]:
-                    cost[b][j], cut[b][j] = c, i
-        best[b] = cost[b][k]
-    top = min(best.values())
-    b = min(n for n, c in best.items() if c <= top)
-    bounds, j = [], k
+        cur = [inf] * (d + 1)
+        cut = [0] * (d + 1)
+        hull = []                                           # lines (slope, intercept, i), slopes decreasing
+        head = 0
+        for j in range(1, d + 1):
+            i = j - 1
+            if prev[i] < inf:                               # add line i: y = -W_i x + prev[i]
+                m, c = -per_point * w[i], prev[i]
+                while len(hull) - head >= 2:
+                    m1, c1, _ = hull[-2]
+                    m2, c2, _ = hull[-1]
+                    # line 2 is useless when line 3 overtakes line 1 no later than line 2 does
+                    if (c - c1) * (m1 - m2) <= (c2 - c1) * (m1 - m):
+                        hull.pop()
+                    else:
+                        break
+                hull.append((m, c, i))
+                head = min(head, len(hull) - 1)
+            if head >= len(hull):
+                continue
+            x = vals[j - 1]
+            while head + 1 < len(hull) and hull[head + 1][0] * x + hull[head + 1][1] < hull[head][0] * x + hull[head][1]:
+                head += 1
+            m, c, i = hull[head]
+            cur[j] = m * x + c + per_point * w[j] * x + compile_units
+            cut[j] = i
+        cuts.append(cut)
+        best.append(cur[d])
+        prev = cur
+        if b >= 2 and best[-1] >= best[-2]:
+            break
+    top = min(best)
+    b = min(n for n, c in enumerate(best, 1) if c <= top)
+    bounds, j = [], d
     while b > 0:
-        i = cut[b][j]
-        bounds.append((i, j))
+        i = cuts[b - 1][j]
+        bounds.append((w[i], w[j]))
         j, b = i, b - 1
     return sorted(bounds)
+
+
+def _share(p, params, shared: dict):
+    """``params`` with its initial table, and point ``p`` with its initial distribution, replaced by the copy in
+    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small)."""
+    init = getattr(p, "initial", None)
+    if init is not None and hasattr(init, "probs"):
+        probs = np.asarray(init.probs)
+        p.initial = shared.setdefault(("point", probs.shape, probs.tobytes(), np.asarray(init.weights).tobytes()),
+                                      init)
+    table = getattr(params, "initial", None)
+    if isinstance(table, np.ndarray):
+        params = params._replace(initial=shared.setdefault(("params", table.shape, table.tobytes()), table))
+    return params
 
 
 def make_plan(spec: Spec, points: list | None = None, platform: str | None = None) -> Plan:
@@ -135,13 +213,15 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
     points = resolve(spec) if points is None else points
     platform = platform or jax.local_devices()[0].platform
     configs = []
+    shared = {}                 # one copy of each distinct initial table (points of a size grid share theirs)
     with jax.enable_x64(True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for p in points:
             try:
-                configs.append(p.build(spec.generations))
+                config, params = p.build(spec.generations)
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
+            configs.append((config, _share(p, params, shared)))
     groups = {}
     for p, (config, _) in zip(points, configs):
         groups.setdefault(_static_key(config), []).append(p.index)
@@ -171,16 +251,19 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
 
 def describe_plan(plan: Plan) -> str:
     """A few lines: points, buckets with their padded sizes, calls and memory."""
+    from ..io.report import plural
+
     spec = plan.spec
-    lines = [f"sweep: {len(plan.points)} points x {spec.chains} chains x {spec.generations} generations, seed "
-             f"{spec.seed}; {len(plan.buckets)} bucket{'s' if len(plan.buckets) != 1 else ''} = "
-             f"{plan.compilations} compilation{'s' if plan.compilations != 1 else ''}"]
+    lines = [f"sweep: {plural(len(plan.points), 'point')} x {plural(spec.chains, 'chain')} x "
+             f"{plural(spec.generations, 'generation')}, seed {spec.seed}; {plural(len(plan.buckets), 'bucket')} = "
+             f"{plural(plan.compilations, 'compilation')}"]
     for i, b in enumerate(plan.buckets):
         c = b.config
         size = (f"slots {c.slots}, draws {c.draws}" if c.sampler == "resample" else
                 f"token buffer {c.capacity}" if c.sampler == "tokens" else "binomial tree")
         kind = f"{c.kind}, {c.estimator} estimator" if _trained(c) else c.kind
         lines.append(f"  bucket {i}: {kind}, {c.sampler} sampler, {c.contexts}x{c.vocab} table, {size}: "
-                     f"{len(b.points)} points in {len(b.tasks)} call group{'s' if len(b.tasks) != 1 else ''} of "
-                     f"{b.group} points x {b.chunk} chains ({b.bytes_per_call / 2**20:.0f} MiB per call)")
+                     f"{plural(len(b.points), 'point')} in {plural(len(b.tasks), 'call group')} of "
+                     f"{plural(b.group, 'point')} x {plural(b.chunk, 'chain')} "
+                     f"({b.bytes_per_call / 2**20:.0f} MiB per call)")
     return "\n".join(lines)

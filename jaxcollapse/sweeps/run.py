@@ -152,10 +152,10 @@ def run_plan(plan, out: str | None = None, *, host: int = 0, hosts: int = 1, dev
     """Run this host's share of the plan's call groups that are not already done.
 
     Returns ``{point index: record}`` (records as :func:`load_point` returns them) for the points run here;
-    with ``out`` each is also written to ``out/points/<id>.npz`` as soon as its group finishes.
+    with ``out`` each is also handed to :func:`jaxcollapse.sweeps.store.write_point` as its group finishes.
     ``progress(chain_generations_done, total, points_done, work_fraction)`` is called between segments.
     """
-    from .store import write_point
+    from .store import flush, write_point
 
     spec = plan.spec
     mine = pending_groups(plan, host=host, hosts=hosts, done=done)
@@ -178,6 +178,8 @@ def run_plan(plan, out: str | None = None, *, host: int = 0, hosts: int = 1, dev
             records[i] = rec
             if out is not None:
                 write_point(out, plan.points[i], rec, spec)
+        if out is not None:
+            flush(out)
         if progress:
             progress(finished, total, len(records), work_done / max(work_total, 1))
     return records

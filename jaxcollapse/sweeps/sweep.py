@@ -6,10 +6,10 @@ smoothing), all with the same ``chains``, ``generations`` and ``seed``. The modu
 ``spec``   the specification (TOML layout, :class:`Spec`), points resolved to what ``simulate`` takes, keys;
 ``plan``   buckets of points sharing one compilation, call groups;
 ``run``    the compiled, vmapped calls that run a plan;
-``store``  the results directory: point files, tables, manifest;
+``store``  the results directory: Zarr arrays and Parquet summaries written as groups finish, shards, manifest;
 ``cost``   calibrated time estimate and memory checks;
 ``phase``  phase diagrams of a finished sweep;
-and here the Python entry points :func:`sweep` and :func:`merge`.
+and here the Python entry points :func:`sweep`, :func:`merge` and :func:`load_sweep`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ConfigError, check_int
+from ..errors import ConfigError
 from .plan import Plan, make_plan
 from .ray_engine import run_plan_on
 from .spec import as_spec
-from .store import POINTS_DIR, finished_points, load_point, point_path, prepare_out, table_csv, write_tables
+from .store import (close, find_stores, parse_shard, part_paths, prepare_store, read_store, read_sweep,
+                    shard_from_env, store_dir)
+from .tables import summary_table, table_csv, table_frame, write_manifest
 
 
 @dataclasses.dataclass(repr=False)
@@ -34,11 +36,14 @@ class SweepResult:
 
     Attributes:
       plan: the :class:`Plan` (points, buckets).  records: ``{point index: record}`` of every finished point.
-      ran: indices of the points computed by this call (the rest were found on disk or run by other hosts).
+      ran: indices of the points computed by this call (the rest were found on disk or run by other shards).
       complete: whether every point is finished.  wall_time: seconds.  out: the results directory or None.
+      parts: the Parquet summary parts the rows of :meth:`to_pandas` are read from (none: built from records).
+      shard: ``(I, N)``, the share this call ran.
 
-    In a notebook: :meth:`to_pandas` (the rows of ``table.csv``), :meth:`to_xarray` (dims ``point``,
-    ``generation``, ``metric``, ``chain``), :meth:`plot` (per-setting metric curves) and a rich display.
+    In a notebook: :meth:`to_pandas` (one row per point, generation and metric), :meth:`to_xarray` (dims
+    ``point``, ``generation``, ``metric``, ``chain``), :meth:`plot` (per-setting metric curves) and a rich display.
+    :func:`load_sweep` reads one back from its directory.
     """
 
     plan: Plan
@@ -47,6 +52,8 @@ class SweepResult:
     complete: bool
     wall_time: float
     out: str | None
+    parts: list = dataclasses.field(default_factory=list)
+    shard: tuple = (0, 1)
 
     @property
     def points(self) -> list:
@@ -67,7 +74,7 @@ class SweepResult:
         return [p for p in self.plan.points if p.index in self.records]
 
     def _columns(self) -> list:
-        from .store import _columns
+        from .tables import _columns
 
         return _columns(self._done())
 
@@ -85,12 +92,28 @@ class SweepResult:
         return [k for k in order if len({repr(json_value(p.settings.get(k))) for p in done}) > 1]
 
     def to_pandas(self):
-        """A pandas DataFrame of the rows of ``table.csv``: one per (point, generation, metric) with the point's
-        settings as columns and ``mean, sd, ci_low, ci_high, n``; metric ``collapsed`` is the fraction of chains
-        collapsed by that generation (Wilson 95% interval). ``pip install 'jaxcollapse[io]'``."""
-        from ..io.frames import sweep_frame
+        """A pandas DataFrame of the summary rows (the Parquet parts of the results directory): one per (point,
+        generation, metric) with the point's settings as columns and ``mean, sd, ci_low, ci_high, n``; metric
+        ``collapsed`` is the fraction of chains collapsed by that generation (Wilson 95% interval). Points in
+        sweep order. ``pip install 'jaxcollapse[io]'``."""
+        from ..io.frames import require
 
-        return sweep_frame(self.plan.points, self.records, self._columns())
+        require("pandas", "to_pandas")
+        if not self._done():
+            raise ValueError("no finished point to convert")
+        if self.parts:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            table = pa.concat_tables([pq.read_table(p) for p in self.parts], promote_options="default")
+            if len(table) == sum(len(self.records[p.index]["collapsed"]) * (len(self.records[p.index]["metrics"]) + 1)
+                                 for p in self._done()):
+                order = table["point"].to_numpy()
+                if (order[1:] < order[:-1]).any():            # parts of several buckets or shards
+                    table = table.take(pc.sort_indices(table, [("point", "ascending")]))
+                return table_frame(table)
+        return table_frame(summary_table(self.plan.points, self.records))
 
     def to_xarray(self):
         """An xarray Dataset with dims ``point``, ``metric``, ``generation`` and ``chain``: per-generation
@@ -158,7 +181,7 @@ class SweepResult:
 
     def _repr_html_(self) -> str:
         from ..io.draw import fmt, html_block
-        from .store import point_summary
+        from .tables import point_summary
 
         done = self._done()
         keys = self.varying() or ["regime"]
@@ -186,70 +209,87 @@ class SweepResult:
                 f"wall_time={self.wall_time:.2f}s, out={self.out!r})")
 
 
+def _shard(shard) -> tuple:
+    """``(I, N)``: ``shard`` if given, else the SLURM array task's, else this process of a ``jax.distributed``
+    job (``jax.process_index()`` of ``jax.process_count()``)."""
+    if shard is not None:
+        return parse_shard(shard)
+    env = shard_from_env()
+    if env is not None:
+        return env
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
 def sweep(spec, *, chains: int | None = None, generations: int | None = None, seed: int | None = None,
-          out=None, host: int | None = None, hosts: int | None = None, devices=None, memory: int | None = None,
-          points_per_call: int | None = None, keep_final: bool | None = None, overwrite: bool = False,
-          progress: Callable | None = None, command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
+          out=None, shard=None, devices=None, memory: int | None = None, points_per_call: int | None = None,
+          keep_final: bool | None = None, overwrite: bool = False, progress: Callable | None = None,
+          command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
     """Run a parameter sweep.
 
     Args:
-      spec: a sweep TOML path, a dict in the TOML's layout, a list of point-settings dicts, or a :class:`Spec`.
+      spec: a sweep TOML path, a dict in the TOML's layout, a list of point settings, or a :class:`Spec`.
       chains, generations, seed, memory (bytes), points_per_call, keep_final: override the spec's values.
-      out: results directory; with it, finished points are written as they finish, points already there are
-        not run again (resume), and when all points are done the tables and the manifest are written.
-      host, hosts: run only the call groups ``t`` with ``t % hosts == host`` (default: ``jax.process_index()``
-        and ``jax.process_count()``); merge the hosts' points with :func:`merge`.
-      devices: JAX devices to spread call groups over (default: all local devices).
+      out: results directory; with it, points are written as their call groups finish, points already there are
+        not run again (resume), and when all points are done the manifest is written.
+      shard: ``"I/N"`` or ``(I, N)``: run only shard I's contiguous share of the call groups, into
+        ``out/shards/I-of-N/`` (default: the SLURM array task's, else ``jax.process_index()`` of
+        ``jax.process_count()``); :func:`merge` then checks the shards and writes the manifest.
+      devices: JAX devices to spread each call group's chains over (default: all local devices).
       progress: ``progress(chain_generations_done, total, points_done, work_fraction)`` between segments.
-      ray: run the call groups as tasks of a Ray cluster: True for a local one, or the address of one
-        (``pip install "jaxcollapse[ray]"``; host, hosts and devices are then left unset).
+      ray: run the call groups (of this shard) as tasks of a Ray cluster: True for a local one, or the address of
+        one (``pip install "jaxcollapse[ray]"``; devices is then left unset).
     """
-    import jax
-
     t0 = time.perf_counter()
     spec = as_spec(spec, {"chains": chains, "generations": generations, "seed": seed, "memory": memory,
                            "points_per_call": points_per_call, "keep_final": keep_final})
-    hosts = jax.process_count() if hosts is None else check_int("hosts", hosts, low=1)
-    host = jax.process_index() if host is None else check_int("host", host, low=0, high=hosts - 1)
+    i, n = _shard(shard)
     plan = make_plan(spec)
-    done = {}
+    done, d = {}, None
     if out is not None:
-        prepare_out(out, spec, overwrite)
-        done = finished_points(out, plan)
-    ran = run_plan_on(ray, plan, out, host=host, hosts=hosts, devices=devices, done=set(done), progress=progress)
+        d = store_dir(out, i, n)
+        prepare_store(d, spec, overwrite, (i, n))
+        done, _ = read_store(d, plan.points, repair=True)
+    try:
+        ran = run_plan_on(ray, plan.share(i, n), d, devices=devices, done=set(done), progress=progress)
+    finally:
+        if d is not None:
+            close(d)
     records = {**done, **ran}
     complete = len(records) == len(plan.points)
     wall = time.perf_counter() - t0
-    if out is not None and complete and hosts == 1:
-        write_tables(out, plan, records, command=command, argv=argv, wall_time=wall)
-    return SweepResult(plan, records, sorted(ran), complete, wall, None if out is None else os.fspath(out))
+    if out is not None and complete and n == 1:
+        write_manifest(out, plan, stores=[d], command=command, argv=argv, wall_time=wall)
+    parts = part_paths(d) if d is not None else []
+    return SweepResult(plan, records, sorted(ran), complete, wall, None if out is None else os.fspath(out), parts,
+                       (i, n))
 
 
-def merge(spec, out, sources=(), *, command: str = "", argv=None, overwrite: bool = False) -> SweepResult:
-    """Merge the point files of several hosts into ``out``'s tables (``sources``: more directories whose
-    ``points/`` are copied into ``out``); ConfigError naming the missing points if some are not finished."""
-    import shutil
+def load_sweep(out) -> SweepResult:
+    """A sweep read back from its results directory (every store: ``out`` and ``out/shards/*``), finished or
+    not: :meth:`SweepResult.to_pandas`, :meth:`SweepResult.to_xarray`, :meth:`SweepResult.plot`. Directories of
+    the earlier one-file-per-point layout load too. ConfigError for a directory that holds no sweep."""
+    spec, points, records, parts, manifest = read_sweep(out)
+    plan = Plan(spec, points, [], [], "")          # read back: nothing to run, so no configurations
+    return SweepResult(plan, records, [], len(records) == len(points), float(manifest.get("wall_time_s", 0.0)),
+                       os.fspath(out), parts)
 
+
+def merge(out, *, command: str = "", argv=None) -> SweepResult:
+    """Check that the shards under ``out`` together hold every point and write ``out/manifest.json``;
+    ConfigError naming the missing points (and shards) otherwise. Returns the merged :class:`SweepResult`."""
     t0 = time.perf_counter()
-    spec = as_spec(spec, {})
-    plan = make_plan(spec)
     d = os.fspath(out)
-    if not os.path.isdir(os.path.join(d, POINTS_DIR)) and not sources:
-        raise ConfigError(f"{d} holds no sweep points to merge")
-    prepare_out(d, spec, overwrite)
-    for src in sources:
-        for p in plan.points:
-            path = point_path(src, p)
-            if os.path.exists(path) and load_point(path, spec) is not None and not os.path.exists(point_path(d, p)):
-                tmp = point_path(d, p) + f".tmp-{os.getpid()}"
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, point_path(d, p))
-    records = finished_points(d, plan)
-    missing = [p.index for p in plan.points if p.index not in records]
+    res = load_sweep(d)
+    stores = find_stores(d)
+    missing = [p.index for p in res.points if p.index not in res.records]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise ConfigError(f"{len(missing)} of {len(plan.points)} points are not finished (points {shown}); "
-                          f"run the missing hosts' shares first")
-    write_tables(d, plan, records, command=command, argv=argv, wall_time=time.perf_counter() - t0,
-                 extra={"merged_from": [os.fspath(s) for s in sources]})
-    return SweepResult(plan, records, [], True, time.perf_counter() - t0, d)
+        found = [os.path.basename(s) if s != d else "the one-process store" for s in stores]
+        raise ConfigError(f"{len(missing)} of {len(res.points)} points are not finished (points {shown}); stores "
+                          f"found: {', '.join(found)}; run the missing shards first")
+    write_manifest(d, res.plan, stores=stores, command=command, argv=argv, wall_time=time.perf_counter() - t0,
+                   extra={"merged_from": [os.path.relpath(s, d) for s in stores]})
+    res.complete = True
+    return res
