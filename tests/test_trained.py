@@ -167,7 +167,7 @@ def test_bad_settings_are_one_line_errors():
     with pytest.raises(ConfigError, match="regime"):
         T.build(jc.zipf(5), jc.most_recent(5, 2), generations=2)
     with pytest.raises(ConfigError, match="context"):
-        T.build(jc.dirichlet(0, 5, contexts=3), jc.fully_synthetic(30), generations=2, estimator="embedding")
+        T.build(jc.dirichlet(5, contexts=3), jc.fully_synthetic(30), generations=2, estimator="embedding")
     with pytest.raises(ConfigError, match="fraction"):
         autoregressive(10, fraction=1.5)
 
