@@ -199,6 +199,23 @@ def test_cli_runs_trained_and_autoregressive(tmp_path, capsys):
         assert not (tmp_path / "bad").exists()
 
 
+def test_a_trained_run_names_its_estimator_and_floor():
+    from jaxcollapse.cli.settings import default_out_name, describe_fit
+
+    r = jc.simulate_trained(0, jc.zipf(10, 1.1, 6), jc.fully_synthetic(20), chains=3, generations=1,
+                            estimator="softmax", training=jc.Training(steps=2, floor=1e-4))
+    assert "estimator softmax, floor 0.0001, chains=3" in repr(r) and len(repr(r)) < 160
+    assert "estimator softmax, floor 0.0001" in r._title()
+    assert "within 1 generation" in r.format() and "1 generations" not in r.format()
+    counted = jc.simulate(0, jc.zipf(10, 1.1, 6), jc.fully_synthetic(20), chains=3, generations=2)
+    assert "estimator" not in repr(counted) and "estimator" not in counted._title()
+    res = {"regime": "autoregressive", "estimator": "embedding", "floor": 1e-6}
+    assert describe_fit(res) == "estimator embedding, floor 1e-06"
+    assert default_out_name(res) == "autoregressive-embedding-floor1e-06"
+    assert describe_fit({"regime": "autoregressive", "estimator": "count"}) == "estimator count"
+    assert default_out_name({"regime": "fully_synthetic"}) == "fully_synthetic" and not describe_fit({})
+
+
 def test_fig5_writes_figure_table_and_headline(tmp_path):
     from jaxcollapse.studies.text import fig5
 

@@ -170,7 +170,7 @@ class Lines:
             parts.append(str(info["what"]))
         if self.points_total is not None:
             p_done = self.points_before + info.get("points", 0)
-            parts.append(f"{p_done:,}/{self.points_total:,} points")
+            parts.append(f"{p_done:,}/{self.points_total:,} point{'' if self.points_total == 1 else 's'}")
         if done is None:
             parts.append("starting (compiling)" if self.unit == "chain-generations" else "starting")
         else:

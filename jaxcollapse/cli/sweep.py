@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from ..engine.host import clock
+from ..engine.host import clock, plural
 from ..errors import check_float, check_int
 from .progress import add_progress_arguments, every_seconds, reporter
 
@@ -79,7 +79,7 @@ def run_command(args) -> int:
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     if args.merge:
         res = merge(spec, args.out, args.sources, command=_command(args), overwrite=args.overwrite)
-        say(f"merged {len(res.records)} points")
+        say(f"merged {plural(len(res.records), 'point')}")
         return _finish(args, res, say)
     hosts = jax.process_count() if args.hosts is None else check_int("hosts", args.hosts, low=1)
     host = jax.process_index() if args.host is None else check_int("host", args.host, low=0, high=hosts - 1)
@@ -87,7 +87,7 @@ def run_command(args) -> int:
     say(describe_plan(plan))
     if hosts > 1:
         share = sum(len(t) for ti, _, t in plan.tasks() if ti % hosts == host)
-        say(f"host {host} of {hosts}: {share} points")
+        say(f"host {host} of {hosts}: {plural(share, 'point')}")
     check_fits(plan)
     if args.dry_run:
         say(estimate(plan, hosts).describe())
@@ -95,7 +95,7 @@ def run_command(args) -> int:
     prepare_out(args.out, spec, args.overwrite)
     done = finished_points(args.out, plan)
     if done:
-        say(f"resuming: {len(done)} of {len(plan.points)} points already finished in {args.out}")
+        say(f"resuming: {len(done)} of {plural(len(plan.points), 'point')} already finished in {args.out}")
     todo = [p for p in plan.points if p.index not in done]
     if todo and not args.quiet:
         say(estimate(plan, hosts).describe())
@@ -111,10 +111,10 @@ def run_command(args) -> int:
     records = {**done, **ran}
     wall = time.perf_counter() - t0
     rate = len(ran) * spec.chains * spec.generations / max(wall, 1e-9)
-    say(f"ran {len(ran)} points in {wall:.1f} s ({rate / 1e3:.1f}k chain-generations/s, compilation included; "
+    say(f"ran {plural(len(ran), 'point')} in {wall:.1f} s ({rate / 1e3:.1f}k chain-generations/s, compilation included; "
         f"{plan.compilations} compilations planned)")
     if len(records) < len(plan.points):
-        say(f"{len(records)} of {len(plan.points)} points finished; when every host is done run "
+        say(f"{len(records)} of {plural(len(plan.points), 'point')} finished; when every host is done run "
             f"`{_command(args)} --merge`")
         return 0
     if hosts > 1:
@@ -163,7 +163,7 @@ class Progress:
         rate = done / now if now > 0 else 0.0
         frac = done / max(total, 1) if fraction is None else fraction
         eta = now * (1 - frac) / frac if frac >= 0.01 else float("nan")
-        text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * frac:.0f}% "
+        text = (f"sweep: {self.before + points_done}/{plural(self.total_points, 'point')}, {100 * frac:.0f}% "
                 f"of this run, {rate / 1e3:.1f}k chain-generations/s, "
                 f"ETA {clock(eta) if math.isfinite(eta) else '?'}")
         self.stream.write("\r" + text + " " * max(0, self.width - len(text)))
