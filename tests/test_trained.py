@@ -216,6 +216,18 @@ def test_a_trained_run_names_its_estimator_and_floor():
     assert default_out_name({"regime": "fully_synthetic"}) == "fully_synthetic" and not describe_fit({})
 
 
+def test_default_chunk_keeps_large_tables_in_small_chunks():
+    corpus = jc.ngram_model("the cat sat on the mat and the dog sat on the log " * 8, order=3)
+    with jax.enable_x64(True):
+        big, _ = T.build(jc.table(np.full((400, 50), 1 / 50)), jc.fully_synthetic(1000), generations=2)
+        small, _ = T.build(jc.zipf(600, 1.1, 52), jc.fully_synthetic(100), generations=2)
+        text, _ = T.build(corpus, autoregressive(20_000, 0.5), generations=2, estimator="count")
+    assert T.default_chunk(big) == T.CHUNK_BYTES // (8 * 8 * 400 * 50)
+    assert T.default_chunk(small) == T.CHUNK_BYTES // (8 * 8 * 600) < T.DEFAULT_CHUNK
+    assert 1 <= T.default_chunk(text) < T.default_chunk(
+        T.build(corpus, autoregressive(200, 0.5), generations=2, estimator="count")[0])
+
+
 def test_fig5_writes_figure_table_and_headline(tmp_path):
     from jaxcollapse.studies.text import fig5
 
