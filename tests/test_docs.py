@@ -9,15 +9,16 @@ Blocks of one Markdown file run in order in one temporary folder (so a block may
   shown, and its first line must have the shape of the command's first line of output (every number replaced
   by ``#``: a different scale changes numbers, not the shape);
 - a block after ``<!-- doctest: output -->`` is the output of the block before it: the same shape check;
-- a block after ``<!-- doctest: skip -->`` (an install, a cluster launcher, a GPU) is not run; a shell block
+- a block after ``<!-- doctest: skip -->`` or ``<!-- doctest: skip (why) -->`` (an install, a cluster launcher, a
+  GPU, minutes whatever the scale) is not run; a shell block
   (``bash``, ``sh``, ``shell``, ``console``) with nothing runnable and no such marker fails the test, so that a
   new block runs unless it says why not;
 - other blocks (output, text) are not run.
 
-Small scale: a path under ``/tmp/`` moves into the folder; the commands get ``--chains 8 --generations G`` with ``G`` at most 8 (``plan``:
+Small scale: a path under ``/tmp/`` moves into the folder; the commands get ``--chains 8 --generations G`` with ``G`` at most 8 (``run``: and ``--no-plots``) (``plan``:
 ``--pilot-chains 20``; ``reproduce``: ``--scale 0.01``; ``sweep``: ``--chains 4 --generations 4``), and in Python
-and TOML text the numbers ``chains = N``, ``generations = N``, ``steps = N``, ``scale = X`` are capped the same
-way (``SMALL``), so the blocks in the docs keep their real sizes. ``JAXCOLLAPSE_PROGRESS_EVERY=0``.
+and TOML text the numbers ``chains = N``, ``steps = N`` and ``scale = X`` are capped (``SMALL``: 8, 10, 0.01),
+so the blocks in the docs keep their real sizes. ``JAXCOLLAPSE_PROGRESS_EVERY=0``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -38,9 +40,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = "<!-- doctest: skip -->"
 OUTPUT = "<!-- doctest: output -->"
 SHELL = ("bash", "sh", "shell", "console")
-#: Caps of the small scale: in Python and TOML text, ``name = N`` / ``name=N`` above the cap becomes the cap.
-SMALL = {"chains": 8, "generations": 8, "steps": 10, "pilot_chains": 20}
-SCALE = 0.01
+#: Caps of the small scale: in Python and TOML text, ``name = N`` / ``name=N`` above the cap becomes the cap
+#: (generations are left as they are there: code may index them); commands get ``--chains``/``--generations``.
+SMALL = {"chains": 8, "steps": 10}
+GENERATIONS, PILOT_CHAINS, SCALE = 8, 20, 0.01
 NUMBER = re.compile(r"\d[\d,_]*(\.\d+)?([eE][-+]?\d+)?")
 
 pytestmark = pytest.mark.slow
@@ -87,7 +90,9 @@ def blocks(path: pathlib.Path) -> list[Block]:
     i, marker = 0, None
     while i < len(lines):
         text = lines[i].strip()
-        if text in (SKIP, OUTPUT):
+        if text.startswith(SKIP[:-4]) and text.endswith("-->"):
+            marker = SKIP
+        elif text == OUTPUT:
             marker = text
         elif text.startswith("```"):
             lang, start, body = text[3:].strip().lower(), i + 1, []
@@ -122,11 +127,11 @@ def small_command(command: str, tmp: pathlib.Path) -> list[str]:
     args = [str(tmp / a[len("/tmp/"):]) if a.startswith("/tmp/") else a for a in shlex.split(command)[1:]]
     sub = args[0] if args else ""
     given = {a: args[k + 1] for k, a in enumerate(args[:-1]) if a in ("--generations", "-g")}
-    generations = min(int(next(iter(given.values()), SMALL["generations"])), SMALL["generations"])
+    generations = min(int(next(iter(given.values()), GENERATIONS)), GENERATIONS)
     if sub == "run":
-        args += ["--chains", str(SMALL["chains"]), "--generations", str(generations)]
+        args += ["--chains", str(SMALL["chains"]), "--generations", str(generations), "--no-plots"]
     elif sub == "plan":
-        args += ["--pilot-chains", str(SMALL["pilot_chains"]), "--generations", str(generations)]
+        args += ["--pilot-chains", str(PILOT_CHAINS), "--generations", str(generations)]
     elif sub == "reproduce":
         args += ["--scale", str(SCALE)]
     elif sub == "sweep":
@@ -168,55 +173,56 @@ def check_shape(shown: list[str], output: str, where: Block) -> None:
     assert shape(shown[0]) == shape(real[0]), f"{where}: shown {shown[0]!r}\n  real {real[0]!r}"
 
 
+def run_block(b: Block, tmp: pathlib.Path, last_output: str | None) -> tuple[str, str | None]:
+    """Run (or check, or write) one block; returns what was done and the output a next block may show."""
+    if b.marker == SKIP:
+        return "skipped (marked)", last_output
+    if b.marker == OUTPUT:
+        assert last_output is not None, f"{b}: marked as output, but no block before it ran"
+        check_shape([line for line in b.lines if line.strip()], last_output, b)
+        return "output checked", last_output
+    if b.lang == "python":
+        return "python ran", run_python("\n".join(b.lines), tmp)
+    if b.lang == "toml":
+        m = re.match(r"#\s*(\S+\.toml)\b", b.lines[0] if b.lines else "")
+        if not m:
+            return "not a file", last_output
+        target = tmp / m.group(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(small_text("\n".join(b.lines)) + "\n")
+        return f"wrote {m.group(1)}", last_output
+    commands = b.commands()
+    if commands:
+        outputs = [run_command(c, tmp) for c in commands]
+        shown = b.shown_output()
+        if shown:
+            check_shape(shown, outputs[0], b)
+        return f"ran {len(commands)} command(s)", outputs[-1]
+    assert b.lang not in SHELL, (f"{b}: a {b.lang} block with no jaxcollapse command: run one, or put "
+                                 f"{SKIP} before it")
+    return "not run (output or text)", last_output
+
+
 def run_file(path: pathlib.Path, tmp: pathlib.Path) -> list[str]:
-    """Run every block of ``path`` in ``tmp``; returns what was done with each (for the failure message)."""
+    """Run every block of ``path`` in order in ``tmp``; what was done with each, and in how many seconds."""
     done, last_output = [], None
     for b in blocks(path):
-        if b.marker == SKIP:
-            done.append(f"{b}: skipped (marked)")
-            continue
-        if b.marker == OUTPUT:
-            assert last_output is not None, f"{b}: marked as output, but no block before it ran"
-            check_shape([line for line in b.lines if line.strip()], last_output, b)
-            done.append(f"{b}: output checked")
-            continue
-        if b.lang == "python":
-            last_output = run_python("\n".join(b.lines), tmp)
-            done.append(f"{b}: python ran")
-            continue
-        if b.lang == "toml":
-            first = b.lines[0] if b.lines else ""
-            m = re.match(r"#\s*(\S+\.toml)\b", first)
-            if m:
-                target = tmp / m.group(1)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(small_text("\n".join(b.lines)) + "\n")
-                done.append(f"{b}: wrote {m.group(1)}")
-            continue
-        commands = b.commands()
-        if commands:
-            outputs = [run_command(c, tmp) for c in commands]
-            last_output = outputs[-1]
-            shown = b.shown_output()
-            if shown:
-                check_shape(shown, outputs[0], b)
-            done.append(f"{b}: ran {len(commands)} command(s)")
-            continue
-        assert b.lang not in SHELL, (f"{b}: a {b.lang} block with no jaxcollapse command: run one, or put "
-                                     f"{SKIP} before it")
+        t0 = time.perf_counter()
+        what, last_output = run_block(b, tmp, last_output)
+        done.append(f"{b}: {what} ({time.perf_counter() - t0:.1f} s)")
     return done
 
 
 @pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
 def test_doc_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXCOLLAPSE_PROGRESS_EVERY", "0")
-    run_file(path, tmp_path)
+    print("\n".join(run_file(path, tmp_path)))      # shown with -s or on a failure
 
 
 def test_the_block_rules(tmp_path):
     doc = tmp_path / "x.md"
     doc.write_text("\n".join([
-        "<!-- doctest: skip -->", "```bash", "pip install jaxcollapse", "```", "",
+        "<!-- doctest: skip (an install) -->", "<!-- other -->", "```bash", "pip install jaxcollapse", "```", "",
         "```", "$ jaxcollapse run --chains 3", "jaxcollapse run: x · 3 chains", "...", "```",
         "```", "jaxcollapse run: [0:30] 1/2 chain-generations", "```",
         "```bash", "jaxcollapse run --regime fully_synthetic \\", "  -n 10  # a comment", "```",
@@ -225,9 +231,9 @@ def test_the_block_rules(tmp_path):
     assert [x.marker for x in b] == [SKIP, None, None, None, None]
     assert b[1].commands() == ["jaxcollapse run --chains 3"] and b[1].shown_output()[0].startswith("jaxcollapse run:")
     assert b[2].commands() == [] and b[3].commands() == ["jaxcollapse run --regime fully_synthetic -n 10"]
-    assert small_text(b[4].lines[0]) == "r = simulate(chains=8, generations=8, scale=0.01, steps=3)"
-    assert small_command("jaxcollapse run -g 100 --out /tmp/x", tmp_path)[-6:-4] == ["--out", str(tmp_path / "x")]
-    assert small_command("jaxcollapse run -g 100", tmp_path)[-4:] == ["--chains", "8", "--generations", "8"]
+    assert small_text(b[4].lines[0]) == "r = simulate(chains=8, generations=50, scale=0.01, steps=3)"
+    assert small_command("jaxcollapse run -g 100 --out /tmp/x", tmp_path)[-7:-5] == ["--out", str(tmp_path / "x")]
+    assert small_command("jaxcollapse run -g 100", tmp_path)[-5:] == ["--chains", "8", "--generations", "8", "--no-plots"]
     assert shape("3 chains × 2,000 generations, Σp² = 0.1") == shape("8 chains × 8 generations, Σp² = 0.5078")
     bad = tmp_path / "bad.md"
     bad.write_text("```bash\nsrun python -c 'pass'\n```\n")
