@@ -25,7 +25,7 @@ def _count_cases():
     import jaxcollapse as jc
 
     z = jc.zipf(20, 1.1, 12)
-    table = jc.dirichlet(3, 6, 1.0, 4)
+    table = jc.dirichlet(6, concentration=1.0, contexts=4, seed=3)
     cases = {}
     regimes = {
         "fully": jc.fully_synthetic(15),

@@ -885,6 +885,30 @@ def test_progress_line_counts_rate_and_eta():
     assert slow.line().endswith("fig2 running, 1/4 figures (25.0%), 1:30 per figure, ETA 4:30")
 
 
+def test_progress_rate_counts_finished_pieces_and_the_eta_never_ends_early():
+    from jaxcollapse.cli.progress import Bar, Rate
+
+    rate = Rate()
+    rate.add(100, 30.0)              # compilation and generation 1: 30 s, not a speed
+    assert rate.per_second() is None and rate.left(1_000, 30.0) is None
+    rate.add(200, 40.0)              # 100 in 10 s
+    assert rate.per_second() == 10.0 and rate.left(1_000, 40.0) == 80.0
+    assert rate.left(1_000, 50.0) == 70.0          # counts down during the piece under way
+    assert rate.left(1_000, 130.0) == 800 / (100 / 100)   # a late piece: the slower speed, never 0
+    assert rate.left(200, 40.0) == 0.0
+    now = [0.0]
+    stream = io.StringIO()
+    bar = Bar(stream, width=10, clock_fn=lambda: now[0])
+    now[0] = 30.0
+    bar(350, 1000)
+    assert "warming up" in stream.getvalue().rsplit("\r", 1)[-1]
+    now[0] = 30.001                  # two reports a moment apart: a speed, but measured, not an ETA of 0:00
+    bar(351, 1000)
+    now[0] = 40.0
+    bar(400, 1000)
+    assert bar.text(400, 1000).endswith("5 chain-gen/s  ETA 2:00")
+
+
 def test_progress_lines_come_from_a_timer():
     import time
 

@@ -50,7 +50,7 @@ def _run(**kw):
     (lambda: jc.zipf(10, support=11), "support"),
     (lambda: jc.zipf(10, exponent=-1), "exponent"),
     (lambda: jc.geometric(10, ratio=1.5), "ratio"),
-    (lambda: jc.dirichlet(0, 10, concentration=0), "concentration"),
+    (lambda: jc.dirichlet(10, concentration=0), "concentration"),
     (lambda: _run(regime=jc.fully_synthetic([3, 4])), "synthetic"),
 ])
 def test_bad_input_names_the_parameter(call, name):
@@ -81,9 +81,12 @@ def test_named_distributions(make, sigma):
 def test_geometric_and_dirichlet():
     g = jc.geometric(5, 0.5)
     assert np.allclose(g.probs[0], np.array([16, 8, 4, 2, 1]) / 31)
-    d = jc.dirichlet(3, 7, 0.5, contexts=4)
+    d = jc.dirichlet(7, concentration=0.5, contexts=4, seed=3)
     assert d.probs.shape == (4, 7) and np.allclose(d.probs.sum(axis=1), 1)
-    assert np.array_equal(d.probs, jc.dirichlet(3, 7, 0.5, contexts=4).probs)
+    assert np.array_equal(d.probs, jc.dirichlet(7, concentration=0.5, contexts=4, seed=3).probs)
+    with pytest.warns(DeprecationWarning, match="dirichlet\\(seed, vocab"):
+        old = jc.dirichlet(3, 7, 0.5, 4)              # the former order (seed, vocab, concentration, contexts)
+    assert np.array_equal(old.probs, d.probs)
 
 
 def test_contexts_without_samples_are_warned_about():

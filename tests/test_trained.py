@@ -10,6 +10,7 @@ The seen tokens' deficit equals that mass to first order, so ``‖p_j - q_j‖_1
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -167,7 +168,7 @@ def test_bad_settings_are_one_line_errors():
     with pytest.raises(ConfigError, match="regime"):
         T.build(jc.zipf(5), jc.most_recent(5, 2), generations=2)
     with pytest.raises(ConfigError, match="context"):
-        T.build(jc.dirichlet(0, 5, contexts=3), jc.fully_synthetic(30), generations=2, estimator="embedding")
+        T.build(jc.dirichlet(5, contexts=3), jc.fully_synthetic(30), generations=2, estimator="embedding")
     with pytest.raises(ConfigError, match="fraction"):
         autoregressive(10, fraction=1.5)
 
@@ -197,6 +198,35 @@ def test_cli_runs_trained_and_autoregressive(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and word in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad").exists()
+
+
+def test_a_trained_run_names_its_estimator_and_floor():
+    from jaxcollapse.cli.settings import default_out_name, describe_fit
+
+    r = jc.simulate_trained(0, jc.zipf(10, 1.1, 6), jc.fully_synthetic(20), chains=3, generations=1,
+                            estimator="softmax", training=jc.Training(steps=1, floor=1e-4))
+    assert "estimator softmax, floor 0.0001, chains=3" in repr(r) and len(repr(r)) < 160
+    assert "estimator softmax, floor 0.0001" in r._title()
+    assert "within 1 generation" in r.format() and "1 generations" not in r.format()
+    counted = dataclasses.replace(r, settings={k: v for k, v in r.settings.items() if k not in ("estimator", "training")})
+    assert "estimator" not in repr(counted) and "estimator" not in counted._title()   # the counting engine's
+    res = {"regime": "autoregressive", "estimator": "embedding", "floor": 1e-6}
+    assert describe_fit(res) == "estimator embedding, floor 1e-06"
+    assert default_out_name(res) == "autoregressive-embedding-floor1e-06"
+    assert describe_fit({"regime": "autoregressive", "estimator": "count"}) == "estimator count"
+    assert default_out_name({"regime": "fully_synthetic"}) == "fully_synthetic" and not describe_fit({})
+
+
+def test_default_chunk_keeps_large_tables_in_small_chunks():
+    corpus = jc.ngram_model("the cat sat on the mat and the dog sat on the log " * 8, order=3)
+    with jax.enable_x64(True):
+        big, _ = T.build(jc.table(np.full((400, 50), 1 / 50)), jc.fully_synthetic(1000), generations=2)
+        small, _ = T.build(jc.zipf(600, 1.1, 52), jc.fully_synthetic(100), generations=2)
+        text, _ = T.build(corpus, autoregressive(20_000, 0.5), generations=2, estimator="count")
+    assert T.default_chunk(big) == T.CHUNK_BYTES // (8 * 8 * 400 * 50)
+    assert T.default_chunk(small) == T.CHUNK_BYTES // (8 * 8 * 600) < T.DEFAULT_CHUNK
+    assert 1 <= T.default_chunk(text) < T.default_chunk(
+        T.build(corpus, autoregressive(200, 0.5), generations=2, estimator="count")[0])
 
 
 def test_fig5_writes_figure_table_and_headline(tmp_path):

@@ -66,7 +66,7 @@ def test_old_collapse_csv_and_a_run_without_npz_collapse_times_still_load(saved,
 def test_initial_repr_is_short():
     r = repr(jc.zipf(600, 1.1, 52))
     assert r == "Initial(contexts=1, vocab=600, support=52, S0=0.099818)"
-    r = repr(jc.dirichlet(0, 1000, contexts=50))
+    r = repr(jc.dirichlet(1000, contexts=50))
     assert r.startswith("Initial(contexts=50, vocab=1000, support=") and len(r) < 100
 
 

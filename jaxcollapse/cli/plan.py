@@ -17,6 +17,7 @@ import math
 import sys
 import time
 
+from ..engine.host import plural
 from ..errors import ConfigError, check_float, check_int
 from .options import PROG, add_options, number
 from .progress import add_progress_arguments, every_seconds, reporter
@@ -143,13 +144,14 @@ def make_plan(args) -> dict:
             seen = t[t >= 0]
             row["target"] = "mean collapse time"
             if seen.size < 2:
-                raise ConfigError(f"only {seen.size} of {pilot_chains} pilot chains collapsed within {generations} "
-                                  "generations: raise --generations to plan for the collapse time")
+                raise ConfigError(f"only {seen.size} of {plural(pilot_chains, 'pilot chain')} collapsed within "
+                                  f"{plural(generations, 'generation')}: raise --generations to plan for the "
+                                  "collapse time")
             censored = int((t < 0).sum())
             need = analysis.chains_needed(seen.astype(float), half).chains
             row.update(estimate=float(seen.mean()), sd=float(seen.std(ddof=1)), chains=int(need),
-                       note="" if censored == 0 else f"{censored} pilot chains did not collapse within "
-                       f"{generations} generations: estimate and sd are too low; raise --generations")
+                       note="" if censored == 0 else f"{plural(censored, 'pilot chain')} did not collapse within "
+                       f"{plural(generations, 'generation')}: estimate and sd are too low; raise --generations")
         else:
             m = what
             t = result.collapse_time
@@ -177,8 +179,8 @@ def _duration(s: float) -> str:
 
 
 def format_plan(plan: dict) -> str:
-    lines = [f"jaxcollapse plan: {plan['study']} · {plan['generations']} generations",
-             f"pilot: {plan['pilot_chains']:,} chains in {plan['pilot_wall_s']:.1f} s "
+    lines = [f"jaxcollapse plan: {plan['study']} · {plural(plan['generations'], 'generation')}",
+             f"pilot: {plural(plan['pilot_chains'], 'chain')} in {plan['pilot_wall_s']:.1f} s "
              f"({plan['chain_generations_per_s'] / 1e3:.1f}k chain-generations/s after "
              f"{plan['compile_s']:.1f} s of compilation)",
              f"  {'target':<38} {'pilot estimate':>15} {'sd':>10} {'half-width':>11} {'chains':>10} {'run time':>9}"]

@@ -1,6 +1,6 @@
 """Progress of the long commands (``run``, ``sweep``, ``reproduce``, ``plan``) on stderr.
 
-On a terminal ``run`` redraws a progress bar (:class:`jaxcollapse.cli.run.Progress`) and ``sweep`` one line.
+On a terminal ``run`` redraws a progress bar (:class:`Bar`) and ``sweep`` one line.
 Elsewhere (a batch job's log file, a pipe, ``nohup``) :class:`Lines` prints a plain line every ``--progress-every``
 seconds (default 10, or the environment variable ``JAXCOLLAPSE_PROGRESS_EVERY``; 0 turns the lines off): what is
 done, the rate in chain-generations per second and the time left, e.g. ::
@@ -72,6 +72,45 @@ def is_terminal(stream) -> bool:
         return False
 
 
+class Rate:
+    """Speed and time left of work reported piece by piece: call :meth:`add` each time a piece has *finished*.
+
+    The first report closes the compilations (a run's first report comes after its programs are compiled and its
+    first generation has run), so the speed is measured from it on, over finished pieces only; before a second
+    report there is no speed. The time left subtracts the time spent since the last report on the piece under
+    way; once that piece is later than the speed says, the time left is the remaining work at the slower speed
+    that counts it, so the estimate never reaches 0 while work is left."""
+
+    def __init__(self):
+        self.first = None   # (time, done) of the first report
+        self.last = None    # (time, done) of the last report
+
+    def add(self, done: float, now: float) -> None:
+        if self.first is None:
+            self.first = (now, done)
+        self.last = (now, done)
+
+    def per_second(self) -> float | None:
+        """Units per second over the finished pieces after the first report; None before two reports."""
+        if self.first is None:
+            return None
+        (t1, d1), (t2, d2) = self.first, self.last
+        return (d2 - d1) / (t2 - t1) if t2 > t1 and d2 > d1 else None
+
+    def left(self, total: float, now: float) -> float | None:
+        """Seconds until ``total`` is done; None without a speed yet."""
+        rate = self.per_second()
+        if rate is None:
+            return None
+        (t1, d1), (t2, d2) = self.first, self.last
+        remaining = max(0.0, total - d2)
+        left = remaining / rate - max(0.0, now - t2)
+        if left > 0 or not remaining:
+            return max(left, 0.0)
+        # the piece under way is late: the speed that counts its time so far
+        return remaining / ((d2 - d1) / (now - t1))
+
+
 class Lines:
     """Plain progress lines on ``stream`` every ``every`` seconds (a daemon timer thread), for logs.
 
@@ -90,7 +129,7 @@ class Lines:
         self.points_total, self.points_before = points_total, points_before
         self.t0 = self.now()
         self.state = None       # (done, total, info)
-        self.marks = []         # (time, done) of the reports
+        self.speed = Rate()
         self.printed = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -107,8 +146,7 @@ class Lines:
             if fraction is not None:
                 info["fraction"] = fraction
             self.state = (done, total, info)
-            self.marks.append((self.now(), done))
-            del self.marks[1:-2]   # keep the first report and the last two
+            self.speed.add(done, self.now())
 
     def update(self, **info) -> None:
         """Change what the lines say without a new count (e.g. ``what="fig3"``)."""
@@ -118,22 +156,21 @@ class Lines:
 
     def rate(self) -> float | None:
         """Units per second after the first report (which includes the compilation), None before two."""
-        if len(self.marks) < 2:
-            return None
-        (t1, d1), (t2, d2) = self.marks[0], self.marks[-1]
-        return (d2 - d1) / (t2 - t1) if t2 > t1 and d2 > d1 else None
+        return self.speed.per_second()
 
     def line(self) -> str:
         """The progress line for the state now."""
         with self._lock:
             done, total, info = self.state or (None, None, {})
             rate = self.rate()
+            now = self.now()
+            left = self.speed.left(total, now) if total else None
         parts = []
         if info.get("what"):
             parts.append(str(info["what"]))
         if self.points_total is not None:
             p_done = self.points_before + info.get("points", 0)
-            parts.append(f"{p_done:,}/{self.points_total:,} points")
+            parts.append(f"{p_done:,}/{self.points_total:,} point{'' if self.points_total == 1 else 's'}")
         if done is None:
             parts.append("starting (compiling)" if self.unit == "chain-generations" else "starting")
         else:
@@ -145,10 +182,10 @@ class Lines:
                 parts.append(f"{rate_text(rate)} {self.unit}/s" if rate >= 1 else
                              f"{clock(1 / rate)} per {self.unit.removesuffix('s')}")
                 if total and frac is not None and frac < 1:
-                    left = (total - done) / rate if info.get("fraction") is None else \
-                        (self.now() - self.t0) * (1 - frac) / max(frac, 1e-9)
+                    if info.get("fraction") is not None:
+                        left = (now - self.t0) * (1 - frac) / max(frac, 1e-9)
                     parts.append(f"ETA {clock(left)}")
-        return f"{self.label}: [{clock(self.now() - self.t0)}] " + ", ".join(parts)
+        return f"{self.label}: [{clock(now - self.t0)}] " + ", ".join(parts)
 
     def emit(self) -> None:
         text = self.line()
@@ -169,6 +206,42 @@ class Lines:
             self._thread.join(timeout=5)
         if self.printed:
             self.emit()
+
+
+class Bar:
+    """A one-line progress bar on a terminal, redrawn at each report: share done, speed and time left, both
+    from :class:`Rate` (finished pieces after the first report, so the compilation is not counted)."""
+
+    def __init__(self, stream, width: int = 28, clock_fn=time.perf_counter):
+        self.stream, self.width, self.now = stream, width, clock_fn
+        self.speed = Rate()
+        self.last_len = 0
+        self._write("  compiling …")
+
+    def _write(self, text: str) -> None:
+        pad = max(0, self.last_len - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self.last_len = len(text)
+
+    def text(self, done: int, total: int) -> str:
+        """The bar for ``done`` of ``total`` chain-generations, as last reported."""
+        frac = done / total if total else 1.0
+        fill = int(round(frac * self.width))
+        rate = self.speed.per_second()
+        tail = "warming up"
+        if rate:
+            tail = f"{rate_text(rate)} chain-gen/s  ETA {clock(self.speed.left(total, self.now()))}"
+        return f"  [{'█' * fill + '·' * (self.width - fill)}] {100 * frac:5.1f}%  {tail}"
+
+    def __call__(self, done: int, total: int) -> None:
+        self.speed.add(done, self.now())
+        self._write(self.text(done, total))
+
+    def close(self) -> None:
+        self._write("")
+        self.stream.write("\r")
+        self.stream.flush()
 
 
 def reporter(stream, label: str, every: float, *, quiet: bool, tty_factory=None, **lines):

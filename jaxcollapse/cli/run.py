@@ -12,12 +12,12 @@ import sys
 import time
 
 from .. import interrupts
-from ..engine.host import USABLE, available_memory, clock, rate_text, size_text
+from ..engine.host import USABLE, available_memory, clock, plural, rate_text, size_text
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG, one_line
-from .progress import every_seconds, reporter
 from ..io.study import training
-from .settings import RunSettings, rerun_command, resolve
+from .progress import Bar, every_seconds, reporter
+from .settings import RunSettings, default_out_name, describe_fit, rerun_command, resolve
 
 #: Chains whose models are recorded every generation for the simplex picture (3-token vocabularies), and the
 #: most memory those records may take.
@@ -50,48 +50,6 @@ def host_bytes(chains: int, generations: int, contexts: int, vocab: int, *, trac
 
 # ------------------------------------------------------------------------------------------------
 # progress
-
-
-class Progress:
-    """A one-line progress bar on a TTY: chain-generations done, rate and ETA (elsewhere the command prints
-    plain lines: :class:`jaxcollapse.cli.progress.Lines`)."""
-
-    def __init__(self, stream, width: int = 28):
-        self.stream = stream
-        self.width = width
-        self.t0 = time.perf_counter()
-        self.first = None
-        self.last_len = 0
-        self._write("  compiling …")
-
-    def _write(self, text: str) -> None:
-        pad = max(0, self.last_len - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self.last_len = len(text)
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        self.calls = getattr(self, "calls", 0) + 1
-        # the first two reports include the compilations (start, then first segment): measure after them
-        if self.calls <= 2 or self.first is None:
-            self.first = (now, done)
-        t1, d1 = self.first
-        rate = (done - d1) / (now - t1) if now > t1 and done > d1 else None
-        frac = done / total if total else 1.0
-        fill = int(round(frac * self.width))
-        bar = "█" * fill + "·" * (self.width - fill)
-        if rate:
-            eta = (total - done) / rate
-            tail = f"{rate_text(rate)} chain-gen/s  ETA {clock(eta)}"
-        else:
-            tail = "warming up"
-        self._write(f"  [{bar}] {100 * frac:5.1f}%  {tail}")
-
-    def close(self) -> None:
-        self._write("")
-        self.stream.write("\r")
-        self.stream.flush()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,9 +95,9 @@ def _trained_launcher(settings: RunSettings):
 # commands
 
 
-def _default_out(regime: str) -> str:
+def _default_out(name: str) -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join("runs", f"{stamp}-{regime}")
+    base = os.path.join("runs", f"{stamp}-{name}")
     out, i = base, 2
     while os.path.exists(out):
         out = f"{base}-{i}"
@@ -212,7 +170,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                           f"{size_text(avail)} is available; use {', '.join(hints)}, fewer --chains or fewer "
                           "--generations")
     if out is None and primary:
-        out = _default_out(res["regime"])
+        out = _default_out(default_out_name(res))
     if primary:
         check_out_dir(out, overwrite)
     with output_lock(out) if primary else contextlib.nullcontext():
@@ -235,14 +193,16 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
     command = rerun_command(res)
     if not quiet:
         s0 = float((initial.probs ** 2).sum(axis=1) @ initial.weights)
+        fit = describe_fit(res)
         print(f"{PROG} run: {settings.regime.describe()} · {settings.describe_initial} · Σp² = {s0:.4g} · "
-              f"{chains} chains × {generations} generations · seed {res['seed']}")
+              + (f"{fit} · " if fit else "")
+              + f"{plural(chains, 'chain')} × {plural(generations, 'generation')} · seed {res['seed']}")
         if settings.corpus is not None:
             size = res.get("synthetic", res.get("real"))
             how = ("the corpus tokens that follow a kept context: each context is refitted on its corpus count"
                    if size == settings.corpus.events else "split over the contexts by frequency")
             print(f"sample size per generation: {size:,} tokens ({how})")
-    progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Progress(sys.stderr))
+    progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Bar(sys.stderr))
     from ..engine.simulate import simulate
     launcher = _trained_launcher(settings) if trained else simulate
 
@@ -362,8 +322,8 @@ def cmd_show(args) -> int:
     print(f"created {m.get('created')} with jaxcollapse {m.get('versions', {}).get('jaxcollapse')} "
           f"(jax {m.get('versions', {}).get('jax')}, backend {m.get('jax', {}).get('backend')}, device "
           f"{m.get('jax', {}).get('device_kind')}); simulated in {float(m.get('wall_time_s') or 0):.1f} s")
-    print(f"study: {res.settings.get('regime')} · {cfg.get('initial_description', '')} · {res.chains} chains × "
-          f"{res.generations} generations · seed {m.get('seed')}")
+    print(f"study: {res.settings.get('regime')} · {cfg.get('initial_description', '')} · "
+          f"{plural(res.chains, 'chain')} × {plural(res.generations, 'generation')} · seed {m.get('seed')}")
     skip = {"initial_description"}
     items = [f"{k}={v}" for k, v in cfg.items() if k not in skip and v is not None]
     print("settings: " + " ".join(items))

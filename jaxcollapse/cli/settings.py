@@ -10,6 +10,7 @@ import os
 import shlex
 from typing import NamedTuple
 
+from ..engine.host import estimator_text
 from ..errors import ConfigError
 from ..io.study import initial_from_file as _initial_from_file  # noqa: F401  (re-exported)
 from .options import (BY_KEY, CORPUS_CHAINS, DEFAULT_CHAINS, DISTRIBUTION_KEYS, INITIAL_KEYS, OPTIONS, PROG,
@@ -158,6 +159,24 @@ def _devices_setting(value) -> str | None:
     if n < 1:
         raise ConfigError(f"--devices must be 'all' or a number of devices >= 1; got {value!r}")
     return str(n)
+
+
+def describe_fit(res: dict) -> str:
+    """How a run fits each generation, for its header: ``"estimator embedding, floor 1e-06"`` for a trained run
+    (``--estimator``, ``--floor``), ``"estimator count"`` for counting under ``--regime autoregressive``, ``""``
+    for the counting engine."""
+    return estimator_text(res.get("estimator"), res.get("floor"))
+
+
+def default_out_name(res: dict) -> str:
+    """The name part of a run's default results directory: the regime, and for a trained run the estimator
+    and the floor (``"autoregressive-embedding-floor1e-06"``)."""
+    parts = [str(res["regime"])]
+    if res.get("estimator") is not None:
+        parts.append(str(res["estimator"]))
+        if res.get("floor") is not None and res["estimator"] != "count":
+            parts.append(f"floor{res['floor']:g}")
+    return "-".join(parts)
 
 
 def rerun_command(res: dict) -> str:

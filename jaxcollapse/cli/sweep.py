@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from ..engine.host import clock
+from ..engine.host import clock, plural
 from ..errors import check_float
 from .progress import add_progress_arguments, every_seconds, reporter
 
@@ -61,7 +61,6 @@ def _command(args) -> str:
 
 def run_command(args) -> int:
     """``jaxcollapse sweep``: plan, estimate, run (or resume) this shard's share, write the manifest, plot."""
-    from ..io.report import plural
     from ..sweeps.cost import check_fits, estimate
     from ..sweeps.plan import describe_plan, make_plan
     from ..sweeps.ray_engine import run_plan_on
@@ -163,7 +162,7 @@ class Progress:
         rate = done / now if now > 0 else 0.0
         frac = done / max(total, 1) if fraction is None else fraction
         eta = now * (1 - frac) / frac if frac >= 0.01 else float("nan")
-        text = (f"sweep: {self.before + points_done}/{self.total_points} points, {100 * frac:.0f}% "
+        text = (f"sweep: {self.before + points_done}/{plural(self.total_points, 'point')}, {100 * frac:.0f}% "
                 f"of this run, {rate / 1e3:.1f}k chain-generations/s, "
                 f"ETA {clock(eta) if math.isfinite(eta) else '?'}")
         self.stream.write("\r" + text + " " * max(0, self.width - len(text)))

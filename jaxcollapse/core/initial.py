@@ -91,9 +91,24 @@ def geometric(vocab: int, ratio: float = 0.5, support: int | None = None) -> Ini
     return _pad(ratio ** np.arange(support, dtype=np.float64), vocab)
 
 
-def dirichlet(seed: int, vocab: int, concentration: float = 1.0, contexts: int = 1,
-              weights=None) -> Initial:
-    """Rows drawn from a symmetric Dirichlet(``concentration``) with NumPy's generator at ``seed``."""
+def dirichlet(vocab: int, *legacy, concentration: float = 1.0, contexts: int = 1, weights=None,
+              seed: int = 0) -> Initial:
+    """``contexts`` rows ``(contexts, vocab)`` drawn from a symmetric Dirichlet(``concentration``) with NumPy's
+    generator at ``seed`` (an int >= 0); ``weights``: ``(contexts,)`` context weights (default uniform).
+
+    The older order ``dirichlet(seed, vocab, concentration, contexts, weights)`` (two or more positional
+    arguments) still works and warns (DeprecationWarning).
+    """
+    if legacy:
+        if len(legacy) > 4:
+            raise ConfigError("dirichlet takes dirichlet(vocab, *, concentration=, contexts=, weights=, seed=)")
+        import warnings
+
+        warnings.warn("dirichlet(seed, vocab, ...) is deprecated: use dirichlet(vocab, concentration=..., "
+                      "contexts=..., seed=...)", DeprecationWarning, stacklevel=2)
+        old = dict(zip(("vocab", "concentration", "contexts", "weights"), legacy))
+        return dirichlet(old.pop("vocab"), **{"concentration": concentration, "contexts": contexts,
+                                               "weights": weights, **old, "seed": vocab})
     vocab = check_int("vocab", vocab, low=1)
     contexts = check_int("contexts", contexts, low=1)
     concentration = check_float("concentration", concentration, low=0.0, low_open=True)

@@ -122,6 +122,21 @@ def size_text(b: float) -> str:
     return f"{b} bytes"
 
 
+def plural(n: int, word: str) -> str:
+    """``n word`` with an ``s`` unless ``n`` is 1: ``plural(1, "generation") == "1 generation"``."""
+    n = int(n)
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def estimator_text(estimator: str | None, floor: float | None = None) -> str:
+    """How a trained run fits its models, for headers and titles: ``"estimator embedding, floor 1e-06"``
+    (``floor``: the probability at or below which a trained model's token counts as lost; the counting estimator
+    has none). ``""`` for ``None`` (a run of the counting engine)."""
+    if estimator is None:
+        return ""
+    return f"estimator {estimator}" + (f", floor {floor:g}" if floor is not None and estimator != "count" else "")
+
+
 def rate_text(r: float) -> str:
     """A rate (per second) with a k or M suffix."""
     if r >= 1e6:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from ..core.metrics import METRICS
+from .host import estimator_text, plural
 
 
 class Summary(NamedTuple):
@@ -161,12 +162,12 @@ class Result:
                                  else f"{s.mean[g]:>20.4g}")
             lines.append(f"{g:>5} " + " ".join(cells))
         done = int(self.collapsed.sum())
-        lines.append(f"collapsed: {done}/{self.chains} chains ({100 * done / self.chains:.1f}%) "
-                     f"within {self.generations} generations")
+        lines.append(f"collapsed: {done}/{plural(self.chains, 'chain')} ({100 * done / self.chains:.1f}%) "
+                     f"within {plural(self.generations, 'generation')}")
         if done:
             t = self.collapse_time[self.collapsed]
             lines.append(f"collapse time of collapsed chains: mean {t.mean():.1f}, median {np.median(t):.0f}, "
-                         f"range {t.min()}–{t.max()} generations")
+                         f"range {t.min()}–{plural(t.max(), 'generation')}")
         return "\n".join(lines)
 
     # --------------------------------------------------------------------------------------------
@@ -187,8 +188,15 @@ class Result:
 
         return theory_for(self.settings, self._truth(initial), self.generations)
 
+    def _estimator(self) -> str:
+        """``"estimator embedding, floor 1e-06"`` for a trained run, ``""`` for the counting engine's."""
+        training = self.settings.get("training") or {}
+        return estimator_text(self.settings.get("estimator"), training.get("floor"))
+
     def _title(self) -> str:
-        return f"{self.settings.get('regime', '?')}  ·  {self.chains:,} chains × {self.generations:,} generations"
+        fit = self._estimator()
+        return (f"{self.settings.get('regime', '?')}  ·  {fit + '  ·  ' if fit else ''}{self.chains:,} chains × "
+                f"{self.generations:,} generations")
 
     def plot(self, metric: str = "collision", ax=None, *, initial=None, chains: int = 5):
         """The figure of one metric per generation (the panel of the run's ``traces`` figure): the mean over chains
@@ -249,7 +257,8 @@ class Result:
 
     def __repr__(self) -> str:
         done = int(self.collapsed.sum())
-        return (f"Result({self.settings.get('regime', '?')}, chains={self.chains}, "
+        fit = self._estimator()
+        return (f"Result({self.settings.get('regime', '?')}, {fit + ', ' if fit else ''}chains={self.chains}, "
                 f"generations={self.generations}, collapsed={done}/{self.chains}, wall_time={self.wall_time:.2f}s)")
 
 

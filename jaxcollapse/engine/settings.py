@@ -110,7 +110,8 @@ def initial_distribution(source: str, values: dict):
     if source == "dirichlet":
         res.update(concentration=check_float("concentration", v["concentration"], low=0.0, low_open=True),
                    contexts=contexts, initial_seed=check_int("initial_seed", v.get("initial_seed", 0), low=0))
-        initial = init_mod.dirichlet(res["initial_seed"], vocab, res["concentration"], res["contexts"])
+        initial = init_mod.dirichlet(vocab, concentration=res["concentration"], contexts=res["contexts"],
+                                     seed=res["initial_seed"])
         return initial, res, (f"dirichlet(concentration={res['concentration']:g}, vocab={vocab}, "
                               f"contexts={res['contexts']}, seed={res['initial_seed']})")
     support = check_int("support", v.get("support", min(DEFAULT_SUPPORT, vocab)), low=1)

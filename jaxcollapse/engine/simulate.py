@@ -272,7 +272,8 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
       regime: fully_synthetic, partially_synthetic, fresh_real, accumulate, or
         :func:`jaxcollapse.autoregressive_regime`.
       estimator: ``"count"``, ``"softmax"`` or ``"embedding"``. training: a :class:`jaxcollapse.Training`.
-      chunk_size: chains per compiled call and device (default 256); results do not depend on it.
+      chunk_size: chains per compiled call and device (default: :func:`jaxcollapse.core.trained.default_chunk`,
+        at most 256); results do not depend on it.
       per_context: keep per-context traces ``(chains, generations + 1, contexts)``.
       keep_final: keep the final ``(chains, C, V)`` models (default: if at most 512 MiB).
       progress: ``progress(chain_generations_done, total)`` between segments.
@@ -290,7 +291,7 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
         config, params = trained.build(initial, regime, generations=generations, estimator=estimator,
                                        training=training, context_tokens=context_tokens)
         training = trained.Training() if training is None else training
-        chunk = trained.DEFAULT_CHUNK if chunk_size is None else check_int("chunk_size", chunk_size, low=1)
+        chunk = trained.default_chunk(config) if chunk_size is None else check_int("chunk_size", chunk_size, low=1)
         devices = resolve_devices(devices)
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
                    per_context=per_context, keep_traces=True, keep_final=keep_final, progress=progress)

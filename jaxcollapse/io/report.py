@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.initial import Initial
 from ..core.regime_table import TABLE
+from ..engine.host import plural
 from ..errors import ConfigError
 from ..stats.lookup import Curve, Theory, exact_theory
 
@@ -92,12 +93,6 @@ def contexts_csv(stats: ContextStats, initial: Initial) -> str:
                     show_label(labels[top], "") if labels and top >= 0 else "",
                     _num(stats.top_token_share[j]), _num(stats.top_token_initial[j])])
     return out.getvalue()
-
-
-def plural(n: int, word: str) -> str:
-    """``"1 generation"``, ``"2 generations"``: ``n`` and ``word``, plural unless ``n`` is 1."""
-    n = int(n)
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def format_contexts(stats: ContextStats, initial: Initial, generations: int, chains: int, k: int = 10) -> str:
