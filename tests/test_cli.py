@@ -701,8 +701,11 @@ def test_import_graph_has_no_cycles_and_the_command_line_on_top():
 
 
 def test_progress_bar():
+    from jaxcollapse.cli.progress import Bar
+
     stream = io.StringIO()
-    bar = run_command.Progress(stream)
+    ticks = iter([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    bar = Bar(stream, clock_fn=lambda: next(ticks))
     bar(100, 1000)
     bar(500, 1000)
     bar(1000, 1000)

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..engine.host import plural
 from ..errors import ConfigError
 from .plan import Plan, make_plan
 from .ray_engine import run_plan_on
@@ -176,7 +177,8 @@ class SweepResult:
                 k = names.index(metric)
                 items.append((p.settings, np.asarray(rec["mean"][k]), np.asarray(rec["ci_low"][k]),
                               np.asarray(rec["ci_high"][k])))
-        title = f"sweep · {len(done)} points · {self.chains:,} chains × {self.generations:,} generations"
+        title = (f"sweep · {plural(len(done), 'point')} · {plural(self.chains, 'chain')} × "
+                 f"{plural(self.generations, 'generation')}")
         return sweep_figure(items, metric, x, groups, generation=g, title=title)
 
     def _repr_html_(self) -> str:
@@ -287,8 +289,8 @@ def merge(out, *, command: str = "", argv=None) -> SweepResult:
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         found = [os.path.basename(s) if s != d else "the one-process store" for s in stores]
-        raise ConfigError(f"{len(missing)} of {len(res.points)} points are not finished (points {shown}); stores "
-                          f"found: {', '.join(found)}; run the missing shards first")
+        raise ConfigError(f"{len(missing)} of {plural(len(res.points), 'point')} are not finished (points {shown}); "
+                          f"stores found: {', '.join(found)}; run the missing shards first")
     write_manifest(d, res.plan, stores=stores, command=command, argv=argv, wall_time=time.perf_counter() - t0,
                    extra={"merged_from": [os.path.relpath(s, d) for s in stores]})
     res.complete = True
