@@ -235,7 +235,8 @@ def _theory_markers(ax, grids, xc, yc) -> None:
                    label="exact P(collapsed by G) < 1/2")
     ii, jj = np.nonzero(grids["th_low"] >= 0.5)
     if ii.size:
-        ax.scatter(xc[jj], yc[ii], marker="+", s=70, c="white", label="Theorem 1 bound alone: P ≥ 1/2")
+        ax.scatter(xc[jj], yc[ii], marker="P", s=60, c="white", edgecolors="black", linewidths=0.6,
+                   label="Theorem 1 bound alone: P ≥ 1/2")
 
 
 def _axis_spec(values) -> str:
@@ -269,7 +270,7 @@ def _centres_edges(values, spec) -> tuple[np.ndarray, np.ndarray]:
 
 def _set_axis(axis, values, spec, name) -> None:
     """Scale, ticks (one per value) and label of a phase-diagram axis."""
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator
 
     if spec == "log":
         (axis.axes.set_xscale if axis.axis_name == "x" else axis.axes.set_yscale)("log")
@@ -278,10 +279,27 @@ def _set_axis(axis, values, spec, name) -> None:
         axis.set_ticklabels([_fmt(v) for v in values], fontsize=8)
         axis.set_label_text(f"{name} (categories, equally spaced)")
         return
-    axis.set_major_locator(FixedLocator(np.asarray(values, np.float64)))
-    axis.set_minor_locator(NullLocator())
-    axis.set_ticklabels([_fmt(v) for v in values], fontsize=8)
+    shown = _spaced(values, spec)
+    axis.set_major_locator(FixedLocator(np.asarray(shown, np.float64)))
+    axis.set_minor_locator(FixedLocator(np.asarray(values, np.float64)))
+    axis.set_ticklabels([_fmt(v) for v in shown], fontsize=8)
     axis.set_label_text(f"{name} ({'log scale' if spec == 'log' else 'linear scale'})")
+
+
+def _spaced(values, spec, gap: float = 0.04) -> list:
+    """The values that get a tick label: neighbours closer than ``gap`` of the axis (in its scale) are thinned,
+    the first and last values kept; every value keeps a minor tick."""
+    u = np.log(np.asarray(values, np.float64)) if spec == "log" else np.asarray(values, np.float64)
+    span = (u[-1] - u[0]) or 1.0
+    kept = [0]
+    for i in range(1, len(u)):
+        if (u[i] - u[kept[-1]]) / span >= gap:
+            kept.append(i)
+    if kept[-1] != len(u) - 1:
+        if len(kept) > 1 and (u[-1] - u[kept[-1]]) / span < gap:
+            kept.pop()
+        kept.append(len(u) - 1)
+    return [values[i] for i in kept]
 
 
 def _limits(grids) -> tuple[float | None, float | None]:
