@@ -153,24 +153,45 @@ def _run_parallel(chosen, out, args, jobs, lines) -> dict:
     print each one's report as it finishes. Returns the wall time of each figure."""
     import concurrent.futures as cf
     import multiprocessing
-
-    from ..studies.paper import headline_lines
+    import os
+    import shutil
+    import tempfile
 
     times = {}
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=ctx) as pool:
-        futures = {pool.submit(_figure_job, name, str(out), args.scale, args.seed, args.chains, args.pdf,
-                               args.quiet): name for name in chosen}
-        if not args.quiet:
-            print(f"{', '.join(chosen)}: {min(jobs, len(chosen))} at a time ...", file=sys.stderr, flush=True)
-        for done, future in enumerate(cf.as_completed(futures), 1):
-            name = futures[future]
-            headline, times[name] = future.result()
-            if lines is not None:
-                lines(done, len(chosen))
-                lines.update(what=f"{name} done")
-            _report(name, times[name], out, headline, headline_lines)
+    # the workers share one compilation cache (this run's, unless the caller keeps one): a program that two
+    # figures run (the same regime and sizes) is compiled once
+    cache = None
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        cache = tempfile.mkdtemp(prefix="jaxcollapse-reproduce-cache-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    from ..studies.paper import headline_lines
+
+    try:
+        with cf.ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=ctx) as pool:
+            _collect(pool, chosen, out, args, jobs, lines, times, headline_lines)
+    finally:
+        if cache is not None:
+            del os.environ["JAX_COMPILATION_CACHE_DIR"]
+            shutil.rmtree(cache, ignore_errors=True)
     return times
+
+
+def _collect(pool, chosen, out, args, jobs, lines, times, headline_lines) -> None:
+    """Submit the figures to ``pool``; report each as it finishes and record its wall time in ``times``."""
+    import concurrent.futures as cf
+
+    futures = {pool.submit(_figure_job, name, str(out), args.scale, args.seed, args.chains, args.pdf,
+                           args.quiet): name for name in chosen}
+    if not args.quiet:
+        print(f"{', '.join(chosen)}: {min(jobs, len(chosen))} at a time ...", file=sys.stderr, flush=True)
+    for done, future in enumerate(cf.as_completed(futures), 1):
+        name = futures[future]
+        headline, times[name] = future.result()
+        if lines is not None:
+            lines(done, len(chosen))
+            lines.update(what=f"{name} done")
+        _report(name, times[name], out, headline, headline_lines)
 
 
 def _report(name, seconds, out, headline, headline_lines) -> None:

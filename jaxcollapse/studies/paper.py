@@ -142,8 +142,8 @@ def _fig2_distributions():
             geometric(10, 0.5)}
 
 
-#: Chain-generations that a round of :func:`collapse_times` may spend without weighing against a compilation
-#: of its own (a few seconds of CPU, about the time of a million chain-generations).
+#: Chain-generations below which a round of :func:`collapse_times` is lengthened: such a round costs less than
+#: its compilation (a few seconds of CPU, about a million chain-generations).
 ROUND_BUDGET = 1_000_000
 
 
@@ -155,29 +155,26 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
     trajectories, for twice as many generations, and so on until none is left. A run of fixed length long
     enough for the tail of ``T`` would cost several ``E[T]`` per chain; this costs about ``1.7 E[T]``.
 
-    Each round is a compilation of its own, which costs more than a small round's generations: a round of
-    fewer than ``ROUND_BUDGET`` chain-generations is lengthened (by a power of 2, at most 16x) to about that
-    budget, so that a few hundred chains finish in one or two rounds. ``T`` of a chain does not depend on the
-    rounds (the same key gives the same trajectory), only the time does."""
+    Each round is a compilation of its own, which costs more than a small round: when the first round would
+    be fewer than ``ROUND_BUDGET`` chain-generations it is lengthened to the power of 2 nearest above
+    ``ROUND_BUDGET / chains`` generations (chains that have all collapsed skip their remaining generations,
+    so the extra length is almost free). A few hundred chains then finish in one round, and truths of the
+    same support share their compiled programs. ``T`` of a chain does not depend on the rounds (the same key
+    gives the same trajectory), only the time does."""
     from ..core.regimes import fully_synthetic
 
     p = p_of(initial)
     g = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
     t = np.full(chains, -1, np.int64)
     ids = np.arange(chains)
+    g = max(g, 1 << math.ceil(math.log2(ROUND_BUDGET / chains))) if chains * g < ROUND_BUDGET else g
     while ids.size:
-        g *= _stretch(ids.size * g)
         res = run_study(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
                         keep_traces=False, keep_final=False, sampler="resample", chain_ids=ids)
         t[ids] = res.collapse_time
         ids = ids[res.collapse_time < 0]
         g *= 2
     return t
-
-
-def _stretch(work: int) -> int:
-    """The power of 2 (1 to 16) by which a round of ``work`` chain-generations is lengthened."""
-    return int(2 ** min(4, max(0, math.floor(math.log2(max(ROUND_BUDGET / max(work, 1), 1.0))))))
 
 
 #: The truths of Figure 2, by name (a function, so that the distributions are built when it runs).
