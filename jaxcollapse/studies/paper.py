@@ -157,7 +157,7 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
 
     Each round is a compilation of its own, which costs more than a small round: when the first round would
     be fewer than ``ROUND_BUDGET`` chain-generations it is lengthened to the power of 2 nearest above
-    ``ROUND_BUDGET / chains`` generations (chains that have all collapsed skip their remaining generations,
+    ``ROUND_BUDGET / chains`` generations, at most 256 times Littler's ``E[T]`` (chains that have all collapsed skip their remaining generations,
     so the extra length is almost free). A few hundred chains then finish in one round, and truths of the
     same support share their compiled programs. ``T`` of a chain does not depend on the rounds (the same key
     gives the same trajectory), only the time does."""
@@ -167,7 +167,8 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
     g = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
     t = np.full(chains, -1, np.int64)
     ids = np.arange(chains)
-    g = max(g, 1 << math.ceil(math.log2(ROUND_BUDGET / chains))) if chains * g < ROUND_BUDGET else g
+    if chains * g < ROUND_BUDGET:
+        g = max(g, min(1 << math.ceil(math.log2(ROUND_BUDGET / chains)), 256 * g))
     while ids.size:
         res = run_study(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
                         keep_traces=False, keep_final=False, sampler="resample", chain_ids=ids)
