@@ -81,7 +81,8 @@ def test_infinite_kl_panel_is_a_sentence(runs, tmp_path, monkeypatch):
     plots.plot_traces(runs["fully"], str(tmp_path))
     (fig,) = made
     assert NAMES["kl"] not in _titles(fig) and "kl" not in _titles(fig)
-    assert "KL divergence from p⁽⁰⁾ is infinite for every chain from generation 1" in _texts(fig).replace("\n", " ")
+    sentence = "KL divergence from p⁽⁰⁾ is infinite for every chain from generation 1"
+    assert sentence in _texts(fig).replace("\n", " ")
     assert "max_prob" not in _titles(fig) and "largest probability" in _titles(fig)
     assert "L1 distance to p⁽⁰⁾" in _titles(fig)
     _legends_clear_of_data(fig)

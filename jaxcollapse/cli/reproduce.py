@@ -8,7 +8,7 @@ import pathlib
 import sys
 import time
 
-from ..errors import ConfigError, check_int
+from ..errors import ConfigError, check_float, check_int
 from .progress import Lines, add_progress_arguments, every_seconds, is_terminal
 
 #: Chains per series at scale 1: :data:`jaxcollapse.studies.paper.CHAINS` (not imported here: the studies load
@@ -55,8 +55,25 @@ def _call(fn, out, *, scale, seed, progress, chains, pdf):
     return fn(out, **kwargs)
 
 
+#: XLA's backend optimisation level below full scale: compiling dominates a small run, and level 1 compiles
+#: about a fifth faster than the default (2); full-scale runs keep the default.
+QUICK_XLA_LEVEL = 1
+
+
+def quick_compilation(scale: float) -> None:
+    """Below full scale, ask XLA (through ``XLA_FLAGS``, read when JAX starts, here and in the workers) to
+    spend less time optimising the compiled programs, unless the caller set the level."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if scale < 1 and "xla_backend_optimization_level" not in flags and "jax" not in sys.modules:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level={QUICK_XLA_LEVEL}".strip()
+
+
 def run_command(args) -> int:
     import platform
+
+    quick_compilation(check_float("scale", args.scale, low=0.0, high=100.0, low_open=True))
 
     import jax
     import numpy as np

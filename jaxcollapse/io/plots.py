@@ -30,7 +30,8 @@ import os
 import numpy as np
 
 from ..engine.result import METRIC_NAMES
-from .draw import FAINT_CHAINS, Figure, metric_panel, models_by_generation, legend_below, rank_frequency_figure, text_panel
+from .draw import (FAINT_CHAINS, Figure, legend_below, metric_panel, models_by_generation, rank_frequency_figure,
+                   text_panel)
 from .rundir import PLOTS, Run, atomic_file, load_run
 
 FORMATS = ("png", "pdf")

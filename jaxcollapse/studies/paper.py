@@ -157,10 +157,10 @@ def collapse_times(key, initial, n: int, chains: int, progress=None, label: str 
 
     Each round is a compilation of its own, which costs more than a small round: when the first round would
     be fewer than ``ROUND_BUDGET`` chain-generations it is lengthened to the power of 2 nearest above
-    ``ROUND_BUDGET / chains`` generations, at most 256 times Littler's ``E[T]`` (chains that have all collapsed skip their remaining generations,
-    so the extra length is almost free). A few hundred chains then finish in one round, and truths of the
-    same support share their compiled programs. ``T`` of a chain does not depend on the rounds (the same key
-    gives the same trajectory), only the time does."""
+    ``ROUND_BUDGET / chains`` generations, at most 256 times Littler's ``E[T]`` (chains that have all
+    collapsed skip their remaining generations, so the extra length is almost free). A few hundred chains
+    then finish in one round, and truths of the same support share their compiled programs. ``T`` of a chain
+    does not depend on the rounds (the same key gives the same trajectory), only the time does."""
     from ..core.regimes import fully_synthetic
 
     p = p_of(initial)
