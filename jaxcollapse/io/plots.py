@@ -102,6 +102,13 @@ def collapse_figure(res, theory, title: str = ""):
     k = int(done.sum())
     col = theory.collapse
     exact = theory.curves.get("collapsed", [])[:1]
+    if not k and not exact and "prob_low" not in col:   # a survival curve of 1 throughout: only the sentence
+        fig = _figure(figsize=(9, 2.2), layout="constrained")
+        text_panel(fig.subplots(), f"No chain collapsed within {big_g} generations: all {res.chains:,} are "
+                   "censored, and no exact result applies to this run.", width=90)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        return fig
     fig = _figure(figsize=(12, 4.6), layout="constrained")
     ax_h, ax_s = fig.subplots(1, 2)
     km = kaplan_meier(np.where(done, t, big_g), done, horizon=big_g)
