@@ -89,7 +89,7 @@ def legend_below(fig, ncol: int = 4, fontsize: float = 8) -> None:
 
 
 def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int = FAINT_CHAINS,
-                 legend: str | bool | None = None) -> None:
+                 legend: str | bool | None = None, sentence: bool = False) -> None:
     """Draw ``metric`` per generation on ``ax``.
 
     Args:
@@ -99,13 +99,15 @@ def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int
       curves: exact :class:`~jaxcollapse.stats.lookup.Curve` s for this metric (the first one red).
       legend: ``"outside"`` (right of the axes), ``True`` (inside, where it hides the least), ``False``, or
         None: inside when there is a theory curve or the metric is ``collision``.
+      sentence: replace the panel by :func:`infinite_sentence` when it applies (a panel among others); else
+        a metric at +inf is drawn by :func:`infinite_panel` (the share of chains at +inf).
     """
     mean = np.asarray(summary.mean, np.float64)
     g = np.arange(mean.shape[0])
     level = getattr(summary, "level", 0.95)
-    sentence = infinite_sentence(metric, summary, traces)
-    if sentence:                            # no finite value to draw: say so instead of an empty axes
-        text_panel(ax, sentence)
+    text = infinite_sentence(metric, summary, traces) if sentence else ""
+    if text:                                # no finite value to draw: say so instead of an empty axes
+        text_panel(ax, text)
         return
     if traces is not None and faint:
         for i, row in enumerate(np.asarray(traces)[:faint]):

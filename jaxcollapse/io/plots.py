@@ -70,7 +70,8 @@ def plot_traces(run: Run, folder: str, formats=FORMATS) -> list[str]:
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, m in zip(axes, metrics):
         traces = res.traces.get(m) if res.traces is not None else None
-        metric_panel(ax, m, res.summary[m], traces, theory.curves.get(m, []), faint=FAINT_CHAINS, legend=False)
+        metric_panel(ax, m, res.summary[m], traces, theory.curves.get(m, []), faint=FAINT_CHAINS, legend=False,
+                     sentence=True)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     legend_below(fig, ncol=6)
