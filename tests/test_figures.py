@@ -226,3 +226,13 @@ def test_fig2_rounds_do_not_change_collapse_times(monkeypatch):
     monkeypatch.setattr(paper, "ROUND_BUDGET", 0)
     doubling = paper.collapse_times(key, init, 6, 24)
     assert np.array_equal(stretched, doubling) and (stretched >= 1).all()
+
+
+def test_phase_diagram_says_when_an_axis_is_categorical(monkeypatch):
+    monkeypatch.setattr(phase, "theory_point", lambda *a, **k: {})
+    monkeypatch.setattr(phase, "_initial_probs", lambda s: None)
+    rows, g = _sweep_rows()
+    fig = _drawn(phase.phase_figure(rows, g, 40, "size", "regime"))
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert all(ax.get_ylabel() == "regime (categories, equally spaced)" for ax in panels)
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["fresh_real", "partially_synthetic"]
