@@ -236,3 +236,22 @@ def test_phase_diagram_says_when_an_axis_is_categorical(monkeypatch):
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert all(ax.get_ylabel() == "regime (categories, equally spaced)" for ax in panels)
     assert [t.get_text() for t in panels[0].get_yticklabels()] == ["fresh_real", "partially_synthetic"]
+
+
+def test_contexts_figure_without_median_collapse_says_so(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    made = []
+    monkeypatch.setattr(plots, "_save", lambda fig, folder, name, formats: made.append(fig) or [])
+    chains, c, g = 8, 3, 10
+    t = np.full((chains, c), -1)
+    t[0, 1] = 4                                             # one chain of one context: no median reached
+    res = SimpleNamespace(context_collapse_time=t, collapse_token=np.where(t >= 0, 0, -1), generations=g,
+                          settings={"regime": "fully_synthetic"}, chains=chains)
+    init = SimpleNamespace(probs=np.full((c, 4), 0.25), weights=np.full(c, 1 / c), context_labels=None)
+    run = SimpleNamespace(result=res, initial=init, arrays={}, config={})
+    plots.plot_contexts(run, str(tmp_path))
+    fig = made[0]
+    assert "No context collapses in half of the chains within 10 generations" in _texts(fig).replace("\n", " ")
+    assert sum(ax.axison for ax in fig.axes) == 1               # the share panel; the empty histogram is gone
+    _legends_clear_of_data(fig)
