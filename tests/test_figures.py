@@ -186,12 +186,17 @@ def _sweep_rows():
     return rows, g
 
 
-def test_phase_diagram_axes_are_numeric_with_log_sizes(monkeypatch):
-    monkeypatch.setattr(phase, "theory_point", lambda *a, **k: {})
+def _phase_panels(monkeypatch, y, theory=None):
+    """The drawn phase figure of `_sweep_rows` over size and `y`, and its panels (no colour bars)."""
+    monkeypatch.setattr(phase, "theory_point", lambda *a, **k: dict(theory or {}))
     monkeypatch.setattr(phase, "_initial_probs", lambda s: None)
     rows, g = _sweep_rows()
-    fig = _drawn(phase.phase_figure(rows, g, 40, "size", "fraction"))
-    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    fig = _drawn(phase.phase_figure(rows, g, 40, "size", y))
+    return fig, [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_phase_diagram_axes_are_numeric_with_log_sizes(monkeypatch):
+    fig, panels = _phase_panels(monkeypatch, "fraction")
     assert len(panels) == 6
     for ax in panels:
         assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
@@ -208,10 +213,7 @@ def test_phase_diagram_axes_are_numeric_with_log_sizes(monkeypatch):
 
 
 def test_phase_contours_are_labelled(monkeypatch):
-    monkeypatch.setattr(phase, "theory_point", lambda *a, **k: {"collision": 0.2})
-    monkeypatch.setattr(phase, "_initial_probs", lambda s: None)
-    rows, g = _sweep_rows()
-    fig = _drawn(phase.phase_figure(rows, g, 40, "size", "fraction"))
+    fig, _ = _phase_panels(monkeypatch, "fraction", {"collision": 0.2})
     text = _texts(fig)
     assert "½ collapsed" in text
     assert any(t.get_text().replace(".", "", 1).isdigit() for ax in fig.axes for t in ax.texts)
@@ -229,11 +231,7 @@ def test_fig2_rounds_do_not_change_collapse_times(monkeypatch):
 
 
 def test_phase_diagram_says_when_an_axis_is_categorical(monkeypatch):
-    monkeypatch.setattr(phase, "theory_point", lambda *a, **k: {})
-    monkeypatch.setattr(phase, "_initial_probs", lambda s: None)
-    rows, g = _sweep_rows()
-    fig = _drawn(phase.phase_figure(rows, g, 40, "size", "regime"))
-    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    _, panels = _phase_panels(monkeypatch, "regime")
     assert all(ax.get_ylabel() == "regime (categories, equally spaced)" for ax in panels)
     assert [t.get_text() for t in panels[0].get_yticklabels()] == ["fresh_real", "partially_synthetic"]
 
