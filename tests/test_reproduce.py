@@ -173,3 +173,24 @@ def test_plan_table_proportion_and_collapse_time(capsys):
 def test_plan_errors_are_one_line(capsys, extra, message):
     code, out, err = _cli(capsys, *PLAN, *extra)
     assert code == 2 and err.count("\n") == 1 and err.startswith("jaxcollapse: error:") and message in err, err
+
+
+def test_quick_compilation_only_below_full_scale(monkeypatch):
+    """Below full scale XLA_FLAGS asks for optimisation level 1 (unless the caller chose one); full scale and a
+    process where JAX already started are left alone."""
+    import os
+    import sys
+
+    from jaxcollapse.cli import reproduce as command
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    command.quick_compilation(0.05)                     # JAX runs here already: too late to change
+    assert "XLA_FLAGS" not in os.environ
+    monkeypatch.delitem(sys.modules, "jax")
+    command.quick_compilation(1.0)
+    assert "XLA_FLAGS" not in os.environ
+    command.quick_compilation(0.05)
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=1"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    command.quick_compilation(0.05)
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=3"

@@ -72,12 +72,24 @@ def img_tag(fig, dpi: float = 72, width: int | None = None) -> str:
     return f'<img src="data:image/png;base64,{data}"{size} alt="figure"/>'
 
 
+def legend_below(fig, ncol: int = 4, fontsize: float = 8) -> None:
+    """One legend for the whole figure, below its panels, with each label of every axes once: where no legend
+    can hide a curve. Needs a constrained layout; does nothing when no artist has a label."""
+    entries = {}
+    for ax in fig.axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, h)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), fontsize=fontsize, loc="outside lower center",
+                   ncol=min(len(entries), ncol), frameon=False)
+
+
 # ------------------------------------------------------------------------------------------------
 # a metric over generations
 
 
 def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int = FAINT_CHAINS,
-                 legend: str | bool | None = None) -> None:
+                 legend: str | bool | None = None, sentence: bool = False) -> None:
     """Draw ``metric`` per generation on ``ax``.
 
     Args:
@@ -87,10 +99,16 @@ def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int
       curves: exact :class:`~jaxcollapse.stats.lookup.Curve` s for this metric (the first one red).
       legend: ``"outside"`` (right of the axes), ``True`` (inside, where it hides the least), ``False``, or
         None: inside when there is a theory curve or the metric is ``collision``.
+      sentence: replace the panel by :func:`infinite_sentence` when it applies (a panel among others); else
+        a metric at +inf is drawn by :func:`infinite_panel` (the share of chains at +inf).
     """
     mean = np.asarray(summary.mean, np.float64)
     g = np.arange(mean.shape[0])
     level = getattr(summary, "level", 0.95)
+    text = infinite_sentence(metric, summary, traces) if sentence else ""
+    if text:                                # no finite value to draw: say so instead of an empty axes
+        text_panel(ax, text)
+        return
     if traces is not None and faint:
         for i, row in enumerate(np.asarray(traces)[:faint]):
             ax.plot(g, np.where(np.isfinite(row), row, np.nan), color="0.55", lw=0.6, alpha=0.45,
@@ -104,10 +122,10 @@ def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int
     for i, c in enumerate(curves):
         ax.plot(g, c.values, color="C3" if i == 0 else "C1", ls=c.style, lw=1.2, label=c.label)
     if np.isinf(mean).any():
-        infinite_panel(ax, g, summary, traces, legends=legend != "outside")
+        infinite_panel(ax, g, summary, traces, legends=legend not in (False, "outside"))
         if metric == "kl":
             ax.set_ylim(bottom=0)
-    ax.set_title(NAMES.get(metric, metric) if legend == "outside" else metric, fontsize=10)
+    ax.set_title(NAMES.get(metric, metric), fontsize=10)
     ax.set_xlabel("generation")
     ax.set_ylabel(UNITS.get(metric, metric), fontsize=9)
     ax.grid(alpha=0.3)
@@ -122,6 +140,39 @@ def metric_panel(ax, metric: str, summary, traces=None, curves=(), *, faint: int
         ax.figure.legend(handles, labels, fontsize=7, loc="outside right upper")
     elif legend:
         ax.legend(fontsize=7, loc="best")
+
+
+def infinite_sentence(metric: str, summary, traces=None) -> str:
+    """The sentence that replaces the panel of ``metric`` when its mean is +inf from generation 1 on and every
+    chain is at +inf within the first few generations (``max(3, G / 20)``): KL once a token of the truth is
+    lost, the usual case. There is then nothing finite to plot. ``""`` otherwise."""
+    mean = np.asarray(summary.mean, np.float64)
+    inf = np.isinf(mean)
+    if inf.size < 2 or not inf[1:].all():
+        return ""
+    if traces is not None:
+        every = ~np.isfinite(np.asarray(traces, np.float64)).any(axis=0)
+    else:
+        every = np.asarray(summary.infinite) >= np.asarray(summary.n)
+    later = np.flatnonzero(~every)
+    first_all = int(later[-1]) + 1 if later.size else 0
+    if first_all >= every.size or first_all > max(3, (every.size - 1) // 20):
+        return ""
+    name = NAMES.get(metric, metric)
+    name = name[0].upper() + name[1:]
+    what = "a token of p⁽⁰⁾ is lost" if metric == "kl" else "the mean is +∞"
+    if first_all <= 1:
+        return f"{name} is infinite for every chain from generation 1: {what}."
+    return (f"{name} is infinite for every chain from generation {first_all} (for some from generation 1): "
+            f"{what}.")
+
+
+def text_panel(ax, sentence: str, width: int = 34) -> None:
+    """Replace the axes ``ax`` by a sentence (no frame, ticks or title): for a panel with nothing to draw."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(sentence, width)), transform=ax.transAxes, ha="center",
+            va="center", fontsize=9, wrap=False,
+            bbox={"facecolor": "0.96", "edgecolor": "0.8", "boxstyle": "round,pad=0.6"})
 
 
 def infinite_panel(ax, g, s, traces, legends: bool = True) -> None:

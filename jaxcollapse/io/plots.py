@@ -30,7 +30,8 @@ import os
 import numpy as np
 
 from ..engine.result import METRIC_NAMES
-from .draw import FAINT_CHAINS, Figure, metric_panel, models_by_generation, rank_frequency_figure
+from .draw import (FAINT_CHAINS, Figure, legend_below, metric_panel, models_by_generation, rank_frequency_figure,
+                   text_panel)
 from .rundir import PLOTS, Run, atomic_file, load_run
 
 FORMATS = ("png", "pdf")
@@ -69,68 +70,106 @@ def plot_traces(run: Run, folder: str, formats=FORMATS) -> list[str]:
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, m in zip(axes, metrics):
         traces = res.traces.get(m) if res.traces is not None else None
-        metric_panel(ax, m, res.summary[m], traces, theory.curves.get(m, []), faint=FAINT_CHAINS)
+        metric_panel(ax, m, res.summary[m], traces, theory.curves.get(m, []), faint=FAINT_CHAINS, legend=False,
+                     sentence=True)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
+    legend_below(fig, ncol=6)
     fig.suptitle(_title(run), fontsize=10)
     return _save(fig, folder, "traces", formats)
 
 
 def plot_collapse(run: Run, folder: str, formats=FORMATS) -> list[str]:
-    """Histogram of observed collapse times and the Kaplan–Meier survival curve, with theory."""
+    """Collapse times: the histogram of the chains that collapsed with the censored ones counted beside it, and
+    the Kaplan–Meier survival curve; both against the exact theory where it applies."""
+    fig = collapse_figure(run.result, run.theory, title=_title(run))
+    return _save(fig, folder, "collapse", formats)
+
+
+def collapse_figure(res, theory, title: str = ""):
+    """The collapse-time figure of a result ``res`` (``collapse_time`` ``(chains,)`` int, -1 when censored)
+    with the exact ``theory`` (:class:`jaxcollapse.stats.lookup.Theory`).
+
+    Left: the histogram of the observed collapse times, and the means that can be compared: the mean of the
+    collapsed chains alone (biased low: it leaves the censored chains out), the Kaplan–Meier restricted mean
+    ``E[min(T, G)]`` with its 95% interval against its exact value (the area under the exact survival curve),
+    and the exact ``E[T]`` of the uncensored chain. Right: the Kaplan–Meier ``P(T > m)`` with its interval
+    against the exact Wright–Fisher curve and Theorem 1's bounds."""
     from ..stats.analysis import kaplan_meier
 
-    res = run.result
     big_g = res.generations
-    t = res.collapse_time
+    t = np.asarray(res.collapse_time)
     done = t >= 0
-    theory = run.theory
+    k = int(done.sum())
     col = theory.collapse
-    fig = _figure(figsize=(11, 4), layout="constrained")
+    exact = theory.curves.get("collapsed", [])[:1]
+    if not k and not exact and "prob_low" not in col:   # a survival curve of 1 throughout: only the sentence
+        fig = _figure(figsize=(9, 2.2), layout="constrained")
+        text_panel(fig.subplots(), f"No chain collapsed within {big_g} generations: all {res.chains:,} are "
+                   "censored, and no exact result applies to this run.", width=90)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        return fig
+    fig = _figure(figsize=(12, 4.6), layout="constrained")
     ax_h, ax_s = fig.subplots(1, 2)
-    if done.any():
+    km = kaplan_meier(np.where(done, t, big_g), done, horizon=big_g)
+    censored = f"{res.chains - k:,} of {res.chains:,} chains ({100 * (1 - k / res.chains):.1f}%) not collapsed by " \
+               f"generation {big_g} (censored)"
+    if k:
         obs = t[done]
         bins = np.arange(0, big_g + 2) - 0.5 if big_g <= 100 else np.linspace(-0.5, big_g + 0.5, 51)
-        ax_h.hist(obs, bins=bins, color="C0", alpha=0.75, label=f"observed ({done.sum()} chains)")
-    else:
-        ax_h.text(0.5, 0.5, f"no chain collapsed within {big_g} generations", transform=ax_h.transAxes,
-                  ha="center", va="center")
-    lines = [("expected", "exact E[T]", "C3", "-"), ("littler", "Littler E[T] (approx.)", "C1", "--"),
-             ("bound_low", "Theorem 1 lower bound", "0.3", ":"), ("bound_high", "Theorem 1 upper bound", "0.3", "-.")]
-    for key, label, color, ls in lines:
-        if key in col:
-            x = float(col[key])
+        ax_h.hist(obs, bins=bins, color="C0", alpha=0.75, label=f"collapse times of the {k:,} collapsed chains")
+        ax_h.set_xlim(-0.5, big_g + 0.5)
+        ax_h.set_xlabel("collapse time T (generation)")
+        ax_h.set_ylabel("chains")
+        ax_h.set_title(f"collapse times; {censored}", fontsize=9, wrap=True)
+        ax_h.grid(alpha=0.3)
+        lines = [(float(obs.mean()), f"mean of the collapsed chains only = {obs.mean():.1f} (censored left out)",
+                  "0.35", (0, (4, 2)))]
+        lines.append((km.restricted_mean, f"Kaplan–Meier restricted mean E[min(T, {big_g})] = "
+                      f"{km.restricted_mean:.1f} ± {1.96 * km.restricted_mean_se:.1f}", "C0", "-"))
+        if exact:
+            rmst = float(np.sum(1.0 - np.asarray(exact[0].values, np.float64)[:big_g]))
+            lines.append((rmst, f"exact E[min(T, {big_g})] = {rmst:.1f}", "C3", ":"))
+        for key, label, color, ls in (("expected", "exact E[T] (no censoring)", "C3", "-"),
+                                      ("littler", "Littler's E[T] (approx.)", "C1", "--"),
+                                      ("bound_low", "Theorem 1 lower bound on E[T]", "0.3", "-."),
+                                      ("bound_high", "Theorem 1 upper bound on E[T]", "0.3", (0, (1, 3)))):
+            if key in col:
+                x = float(col[key])
+                lines.append((x, f"{label} = {x:.4g}" + ("" if x <= big_g * 1.05 else " (off scale)"), color, ls))
+        for x, label, color, ls in lines:
             if x <= big_g * 1.05:
-                ax_h.axvline(x, color=color, ls=ls, lw=1.3, label=f"{label} = {x:.1f}")
+                ax_h.axvline(x, color=color, ls=ls, lw=1.5, label=label)
             else:
-                ax_h.plot([], [], color=color, ls=ls, label=f"{label} = {x:.4g} (off scale)")
-    ax_h.set_xlim(-0.5, big_g + 0.5)
-    ax_h.set_xlabel("collapse time T (generation)")
-    ax_h.set_ylabel("chains")
-    ax_h.set_title(f"{done.sum()} of {res.chains} chains collapsed within {big_g} generations", fontsize=10)
-    if ax_h.get_legend_handles_labels()[0]:
-        ax_h.legend(fontsize=7)
-    ax_h.grid(alpha=0.3)
-    km = kaplan_meier(np.where(done, t, big_g), done)
+                ax_h.plot([], [], color=color, ls=ls, lw=1.5, label=label)
+        ax_h.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    else:
+        sentence = f"No chain collapsed within {big_g} generations: all {res.chains:,} are censored."
+        if "expected" in col:
+            sentence += f" The exact E[T] is {float(col['expected']):.4g} generations."
+        text_panel(ax_h, sentence, width=44)
     x = np.append(km.time, big_g)
-    ax_s.step(x, np.append(km.survival, km.survival[-1]), where="post", color="C0", label="Kaplan–Meier P(T > m)")
+    ax_s.step(x, np.append(km.survival, km.survival[-1]), where="post", color="C0", lw=1.6,
+              label="Kaplan–Meier P(T > m)")
     ax_s.fill_between(x, np.append(km.ci_low, km.ci_low[-1]), np.append(km.ci_high, km.ci_high[-1]), step="post",
-                      color="C0", alpha=0.25, lw=0, label="95% CI")
+                      color="C0", alpha=0.3, lw=0, label="its 95% CI")
     gens = np.arange(big_g + 1)
-    for c in theory.curves.get("collapsed", [])[:1]:
-        ax_s.plot(gens, 1 - c.values, color="C3", lw=1.2, label=c.label)
+    for c in exact:
+        ax_s.plot(gens, 1 - c.values, color="C3", lw=1.2, ls="--", label=c.label)
     if "prob_low" in col:
-        ax_s.plot(gens, 1 - col["prob_low"], color="0.3", ls=":", lw=1, label="Theorem 1 bounds")
-        ax_s.plot(gens, 1 - col["prob_high"], color="0.3", ls=":", lw=1)
+        ax_s.plot(gens, 1 - col["prob_low"], color="0.3", ls=":", lw=1.2, label="Theorem 1 bounds")
+        ax_s.plot(gens, 1 - col["prob_high"], color="0.3", ls=":", lw=1.2)
     ax_s.set_ylim(-0.02, 1.02)
     ax_s.set_xlim(0, big_g)
     ax_s.set_xlabel("generation m")
     ax_s.set_ylabel("P(not collapsed by m)")
-    ax_s.set_title("survival of the collapse time (censored at the last generation)", fontsize=10)
-    ax_s.legend(fontsize=7)
+    ax_s.set_title("survival of the collapse time (censored at the last generation)", fontsize=9)
+    ax_s.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax_s.grid(alpha=0.3)
-    fig.suptitle(_title(run), fontsize=10)
-    return _save(fig, folder, "collapse", formats)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def plot_contexts(run: Run, folder: str, formats=FORMATS) -> list[str]:
@@ -163,18 +202,22 @@ def plot_contexts(run: Run, folder: str, formats=FORMATS) -> list[str]:
     ax.set_xlabel("generation")
     ax.set_ylabel("share of contexts collapsed")
     ax.set_title("contexts collapsed (mean over chains)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     st = context_stats(t, res.collapse_token, init, big_g)
     ax = axes[1]
     med = st.median_time[(st.support >= 2) & np.isfinite(st.median_time)]
+    not_reached = int(((st.support >= 2) & np.isnan(st.median_time)).sum())
     if med.size:
         ax.hist(med, bins=min(40, max(5, med.size // 3)), color="C0", alpha=0.8)
-    not_reached = int(((st.support >= 2) & np.isnan(st.median_time)).sum())
-    ax.set_xlabel("median collapse time of the context (generation)")
-    ax.set_ylabel("contexts")
-    ax.set_title(f"{med.size} contexts with a median ≤ {big_g}; {not_reached} beyond", fontsize=10)
-    ax.grid(alpha=0.3)
+        ax.set_xlabel("median collapse time of the context (generation)")
+        ax.set_ylabel("contexts")
+        ax.set_title(f"{med.size} contexts with a median ≤ {big_g}; {not_reached} beyond", fontsize=10)
+        ax.grid(alpha=0.3)
+    else:
+        text_panel(ax, f"No context collapses in half of the chains within {big_g} generations: the median "
+                   f"collapse time of all {not_reached} contexts with two tokens or more lies beyond {big_g}.",
+                   width=40)
     if drift:
         ax = axes[2]
         l1 = run.arrays["context_mean_l1_initial"]
@@ -187,7 +230,7 @@ def plot_contexts(run: Run, folder: str, formats=FORMATS) -> list[str]:
         ax.set_xlabel("generation")
         ax.set_ylabel("mean ‖p − p⁽⁰⁾‖₁ of the context")
         ax.set_title("L1 drift of next-token distributions", fontsize=10)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         ax.grid(alpha=0.3)
     fig.suptitle(_title(run), fontsize=10)
     return _save(fig, folder, "contexts", formats)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..stats import analysis
+from ..io.draw import legend_below, text_panel
 from .figures import (CHAINS, Table, band, check_scale, compare, new_figure, num, p_of, run_study, scaled,
                       series_key, settings_of, test, write, zipf52)
 
@@ -77,10 +78,18 @@ def _curves(figure, number, out, title, runs, *, scale, seed, chains, generation
         heads[name] = h
     if any("exact_" + quantity + "_final" in h for h in heads.values()):
         axes[0].plot([], [], "k--", lw=0.9, label="exact")
-    axes[0].set(xlabel="generation m", ylabel="E[1 − Σ p²] (diversity)" if diversity else "E Σ p²")
-    axes[1].set(xlabel="generation m", ylabel="P(collapsed by m)")
-    for a in axes:
-        a.legend(fontsize=6.5)
+    axes[0].set(xlabel="generation m", ylabel="E[1 − Σ p²]" if diversity else "E[Σ p²]")
+    axes[0].set_title("diversity 1 − collision probability (mean, 95% CI)" if diversity else
+                      "collision probability (mean, 95% CI)", fontsize=9)
+    axes[0].set_xlim(0, g)
+    if any(h["collapsed_final"] for h in heads.values()) or any(h.get("exact_collapsed_final") for h in heads.values()):
+        axes[1].set(xlabel="generation m", ylabel="P(collapsed by m)", ylim=(-0.02, 1.02), xlim=(0, g))
+        axes[1].set_title("share of chains collapsed (Wilson 95% CI)", fontsize=9)
+    else:                                       # nothing but zeros to draw
+        axes[1].cla()
+        text_panel(axes[1], f"No chain of any series collapsed within {g} generations ({chains:,} chains each).",
+                   width=40)
+    legend_below(fig, ncol=4)
     headline = {"figure": figure, "claim": claim, "settings": settings_of(scale, seed, chains, g, **settings),
                 "series": heads, "wall_time_s": round(time.perf_counter() - t0, 2)}
     return write(out, figure, fig, table, headline, pdf)

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..stats import analysis, theory
+from ..io.draw import legend_below
 from .figures import (CHAINS, COLUMNS, Table, band, check_scale, compare, new_figure, num,  # noqa: F401
                       p_of, run_study, say, scaled, series_key, settings_of, test, write, zipf52)
 from .history import decoding, fig6, regimes
@@ -113,16 +114,16 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         ax.scatter(xy[:, 0], xy[:, 1], s=10, color=f"C{i}", label=f"generation {m}", alpha=0.8)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.legend(fontsize=7, loc="upper right")
-    ax.set_title("one chain's 81 contexts", fontsize=9)
-    band(axes[1], gens, r_share, "C0", "simulated (95% CI)")
+    ax.set_title("one chain's 81 contexts in the simplex", fontsize=9)
+    band(axes[1], gens, r_share, "C0", "simulated: share of contexts collapsed (95% CI)")
     axes[1].plot(gens, exact_share, "k--", lw=1, label="exact (Wright–Fisher)")
-    axes[1].set(xlabel="generation", ylabel="share of contexts collapsed")
-    band(axes[2], gens, r_coll, "C1", "simulated (95% CI)")
-    axes[2].plot(gens, exact_coll, "k--", lw=1, label="exact (Theorem 1)")
-    axes[2].set(xlabel="generation", ylabel="Σ p² (context average)")
-    for a in axes[1:]:
-        a.legend(fontsize=7)
+    axes[1].set(xlabel="generation m", ylabel="share of contexts collapsed", ylim=(-0.02, 1.02))
+    axes[1].set_title("contexts collapsed (mean over chains)", fontsize=9)
+    band(axes[2], gens, r_coll, "C1", "simulated: collision probability (95% CI)")
+    axes[2].plot(gens, exact_coll, "k:", lw=1.2, label="exact (Theorem 1)")
+    axes[2].set(xlabel="generation m", ylabel="Σ p² (mean over contexts)")
+    axes[2].set_title("collision probability", fontsize=9)
+    legend_below(fig, ncol=4)
     return write(out, "fig1", fig, table, headline, pdf)
 
 
@@ -141,19 +142,33 @@ def _fig2_distributions():
             geometric(10, 0.5)}
 
 
+#: Chain-generations below which a round of :func:`collapse_times` is lengthened: such a round costs less than
+#: its compilation (a few seconds of CPU, about a million chain-generations).
+ROUND_BUDGET = 1_000_000
+
+
 def collapse_times(key, initial, n: int, chains: int, progress=None, label: str = "") -> np.ndarray:
     """Collapse times ``T`` of ``chains`` fully synthetic chains run until every one has collapsed, ``(chains,)``.
 
     The engine runs all chains for about Littler's ``E[T]`` generations (chain ``i`` keyed by ``fold_in(key,
     i)``); the chains still alive then (about a third) are run again, with the same keys and so the same
     trajectories, for twice as many generations, and so on until none is left. A run of fixed length long
-    enough for the tail of ``T`` would cost several ``E[T]`` per chain; this costs about ``1.7 E[T]``."""
+    enough for the tail of ``T`` would cost several ``E[T]`` per chain; this costs about ``1.7 E[T]``.
+
+    Each round is a compilation of its own, which costs more than a small round: when the first round would
+    be fewer than ``ROUND_BUDGET`` chain-generations it is lengthened to the power of 2 nearest above
+    ``ROUND_BUDGET / chains`` generations, at most 256 times Littler's ``E[T]`` (chains that have all
+    collapsed skip their remaining generations, so the extra length is almost free). A few hundred chains
+    then finish in one round, and truths of the same support share their compiled programs. ``T`` of a chain
+    does not depend on the rounds (the same key gives the same trajectory), only the time does."""
     from ..core.regimes import fully_synthetic
 
     p = p_of(initial)
     g = max(2, int(math.ceil(theory.littler_collapse_time(p, n))))
     t = np.full(chains, -1, np.int64)
     ids = np.arange(chains)
+    if chains * g < ROUND_BUDGET:
+        g = max(g, min(1 << math.ceil(math.log2(ROUND_BUDGET / chains)), 256 * g))
     while ids.size:
         res = run_study(key, initial, fully_synthetic(n), progress, label, chains=ids.size, generations=g,
                         keep_traces=False, keep_final=False, sampler="resample", chain_ids=ids)
@@ -231,10 +246,10 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         ax.plot(ns, bounds[:, 0], "--", color=color, lw=1)
     ax = axes[0]
     ax.plot([], [], "k-", lw=1, label="exact E[T]")
-    ax.plot([], [], "k:", lw=1, label="Littler")
+    ax.plot([], [], "k:", lw=1, label="Littler's approximation")
     ax.plot([], [], "k--", lw=1, label="Theorem 1 lower bound")
-    ax.set(xlabel="n (samples per generation)", ylabel="mean collapse time T (generations)")
-    ax.legend(fontsize=6.5)
+    ax.set(xlabel="n (samples per generation)", ylabel="mean collapse time E[T] (generations)")
+    ax.set_title("mean collapse time (95% CI; every chain run to collapse)", fontsize=9)
     if cdf_times is not None:
         first = next(iter(dists))
         label = f"{first}, n={cdf_n}"
@@ -250,19 +265,19 @@ def fig2(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
         table.add(label, "generation", grid, "P(T<=m)", "bound_upper", upper)
         ci = analysis.wilson_ci(hits, chains)
         ax = axes[1]
-        ax.plot(grid, hits / chains, color="C0", label="simulated")
+        ax.plot(grid, hits / chains, color="C0", lw=1.4, label=f"simulated P(T ≤ m), {label} (Wilson 95% CI)")
         ax.fill_between(grid, ci.low, ci.high, color="C0", alpha=0.3, lw=0)
-        ax.plot(grid, exact_cdf, "k--", lw=1, label="exact (Wright–Fisher)")
-        ax.plot(grid, lower, color="C3", lw=1, label="Theorem 1 bounds")
-        ax.plot(grid, upper, color="C3", lw=1)
-        ax.set(xlabel="generation m", ylabel="P(collapsed by m)", title=label)
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7)
+        ax.plot(grid, exact_cdf, "k--", lw=1, label="exact P(T ≤ m) (Wright–Fisher)")
+        ax.plot(grid, lower, color="C3", ls="-.", lw=1, label="Theorem 1 bounds on P(T ≤ m)")
+        ax.plot(grid, upper, color="C3", ls="-.", lw=1)
+        ax.set(xlabel="generation m", ylabel="P(collapsed by m)", ylim=(-0.02, 1.02))
+        ax.set_title(f"distribution of the collapse time, {label}", fontsize=9)
         sd = np.sqrt(exact_cdf * (1 - exact_cdf) / chains)
         with np.errstate(divide="ignore", invalid="ignore"):
             zs = np.where(sd > 0, (hits / chains - exact_cdf) / sd, 0.0)
         headline["P_collapsed_n100_max_abs_z"] = num(np.max(np.abs(zs)))
     headline["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    legend_below(fig, ncol=3)
     return write(out, "fig2", fig, table, headline, pdf)
 
 
@@ -329,18 +344,31 @@ def _partial_figure(name, title, series_list, g):
         band(axes[0], gens, r_coll, c, label)
         axes[0].plot(gens, corrected, "k-", lw=0.8)
         axes[0].plot(gens, printed, "k:", lw=1.0)
-        band(axes[1], gens[1:], r_dev, c, label)
-        axes[1].plot(gens[1:], exact_dev, "k-", lw=0.8)
+        # the deviation from p^(1) is 0 at generation 1: drawn from generation 2 on (log scale)
+        band(axes[1], gens[2:], _rows(r_dev, slice(1, None)), c, label)
+        axes[1].plot(gens[2:], exact_dev[1:], "k-", lw=0.8)
         band(axes[2], gens[1:], r_l1, c, label)
+        axes[2].plot(gens[1:], cs, color=c, ls="--", lw=1.0)
     axes[0].plot([], [], "k-", lw=0.8, label="Theorem 2 (corrected, exact)")
     axes[0].plot([], [], "k:", lw=1.0, label="Theorem 2 as printed")
-    axes[0].set(xlabel="generation m", ylabel="E σ_m = E Σ p²")
-    axes[1].plot([], [], "k-", lw=0.8, label="exact")
+    axes[0].set(xlabel="generation m", ylabel=r"$E\,[\sigma_m] = E\,[\sum_i p_i^2]$")
+    axes[0].set_title("collision probability", fontsize=9)
+    axes[1].plot([], [], "k-", lw=0.8, label="exact squared L2 deviation")
     axes[1].set(xlabel="generation m", ylabel="E ‖p⁽ᵐ⁾ − p⁽¹⁾‖₂²", yscale="log")
-    axes[2].set(xlabel="generation m", ylabel="E ‖p⁽ᵐ⁾ − p⁽¹⁾‖₁")
+    axes[1].set_title("squared L2 distance to p⁽¹⁾ (log scale)", fontsize=9)
+    axes[2].plot([], [], color="0.3", ls="--", lw=1.0, label="Cauchy–Schwarz bound √(s̃ · exact E‖·‖₂²), s̃ = 52")
+    axes[2].set(xlabel="generation m", ylabel="E ‖p⁽ᵐ⁾ − p⁽¹⁾‖₁", ylim=(0, None))
+    axes[2].set_title("L1 distance to p⁽¹⁾ and its bound", fontsize=9)
     for a in axes:
-        a.legend(fontsize=6.5)
+        a.set_xlim(0 if a is axes[0] else 1, g)
+    legend_below(fig, ncol=4)
     return fig
+
+
+def _rows(res, index):
+    """The mean and interval of ``res`` (an ``analysis.mean_ci`` result) at ``index``."""
+    return res._replace(mean=np.asarray(res.mean)[index], ci_low=np.asarray(res.ci_low)[index],
+                        ci_high=np.asarray(res.ci_high)[index])
 
 
 FIG3_NS = (10, 50, 100, 500)

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import check_float, check_int
+from ..io.draw import legend_below
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data"  # jaxcollapse/data
 DEFAULT_TEXT = DATA / "tales.txt"
@@ -101,7 +102,7 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
                           "contexts": corpus.initial.contexts, "vocab": corpus.initial.vocab,
                           "contexts_sampled": contexts_sampled, "seed": seed, "training": training.describe(),
                           "text": "built-in tales.txt" if text is None else "given", "l1_at_last": {}}
-    fig = Figure(figsize=(5 * len(estimators), 3.8))
+    fig = Figure(figsize=(5 * len(estimators), 4.2), layout="constrained")
     axes = fig.subplots(1, len(estimators), sharey=True, squeeze=False)[0]
     for ax, estimator in zip(axes, estimators):
         for fraction, color in ((1.0, "C3"), (0.5, "C1"), (0.2, "C0")):
@@ -117,16 +118,17 @@ def fig5(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress: Call
                              "chains": chains})
             headline["l1_at_last"][f"{estimator}/{fraction:g}"] = [float(mean[-1]), float(lo[-1]), float(hi[-1])]
             gens = np.arange(1, generations + 1)
-            ax.plot(gens, mean[1:], "o-", color=color, label=f"{int(round(100 * fraction))}% synthetic")
-            ax.fill_between(gens, lo[1:], hi[1:], color=color, alpha=0.2)
+            ax.plot(gens, mean[1:], "o-", ms=3, color=color,
+                    label=f"{int(round(100 * fraction))}% synthetic (mean, 95% CI)")
+            ax.fill_between(gens, lo[1:], hi[1:], color=color, alpha=0.3, lw=0)
         ax.set_title({"count": "counting (softmax optimum)", "softmax": "trained softmax",
                       "embedding": "trained neural n-gram"}[estimator])
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"L1 to p^(0), mean over {contexts_sampled} contexts")
-    axes[0].legend()
+    axes[0].set_ylabel(f"L1 distance to p⁽⁰⁾ (mean over {contexts_sampled} contexts)")
+    legend_below(fig, ncol=3)
     fig.suptitle(f"Figure 5 analogue: order-{order} character model, {corpus.events:,} tokens per generation, "
-                 f"{chains} chains, autoregressive text", y=1.03)
+                 f"{chains} chains, autoregressive text", fontsize=10)
     _write(out, "fig5", rows, headline, fig)
     return headline
 
@@ -156,7 +158,7 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     training = Training(optimizer="adam", learning_rate=0.1, steps=100, dim=16)
     rows, headline = [], {"chains": chains, "generations": generations, "training": training.describe(),
                           "orders": {}}
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     estimators = ("count", "softmax", "embedding")
     for estimator, marker in zip(estimators, ("o", "s", "^")):
@@ -185,14 +187,17 @@ def context_length(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
         mm = np.array(missing)
         axes[1].errorbar(orders, mm[:, 0], yerr=[mm[:, 0] - mm[:, 1], mm[:, 2] - mm[:, 0]], marker=marker,
                          capsize=3, label=estimator)
-    axes[0].set_ylabel(f"weighted L1 to p^(0) at generation {generations}")
+    axes[0].set_ylabel(f"L1 distance to p⁽⁰⁾ at generation {generations}")
+    axes[0].set_title("L1 distance to p⁽⁰⁾ (weighted by context, mean, 95% CI)", fontsize=9)
     axes[1].set_ylabel(f"missing mass at generation {generations}")
+    axes[1].set_title("p⁽⁰⁾ mass of the tokens lost (mean, 95% CI)", fontsize=9)
     for ax in axes:
-        ax.set_xlabel("n-gram order (context = order - 1 characters)")
+        ax.set_xlabel("n-gram order (context = order − 1 characters)")
         ax.set_xticks(list(orders))
         ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(f"Context length: same text, same tokens per generation, {chains} chains, fully synthetic")
+    legend_below(fig, ncol=3)
+    fig.suptitle(f"Context length: same text, same tokens per generation, {chains} chains, fully synthetic",
+                 fontsize=10)
     _write(out, "context_length", rows, headline, fig)
     return headline
 
@@ -232,7 +237,7 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     chains = _chains(64, scale)
     p = zipf(600, 1.1, 52)
     rows, headline = [], {"chains": chains, "n": n, "generations": generations, "variants": {}}
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
     for i, (label, estimator, opts) in enumerate(TRAINING_VARIANTS):
         _tick(progress, f"training {label}")
@@ -265,13 +270,16 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
         axes[0].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=label)
         mean, lo, hi = _ci(r.traces["l1_initial"])
         axes[1].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--")
-    axes[0].set_ylabel("missing mass (p0 mass of tokens <= floor)")
-    axes[1].set_ylabel("L1 to p^(0)")
+    axes[0].set_ylabel("missing mass (p⁽⁰⁾ mass of the tokens ≤ floor)")
+    axes[0].set_title("missing mass (mean over chains)", fontsize=9)
+    axes[1].set_ylabel("‖p − p⁽⁰⁾‖₁")
+    axes[1].set_title("L1 distance to p⁽⁰⁾ (mean over chains)", fontsize=9)
     for ax in axes:
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Trained softmax vs counting: Zipf(1.1) on 52 of 600 tokens, n = {n}, {chains} chains")
+    legend_below(fig, ncol=3, fontsize=7.5)
+    fig.suptitle(f"Trained softmax vs counting: Zipf(1.1) on 52 of 600 tokens, n = {n}, {chains} chains",
+                 fontsize=10)
     _write(out, "training", rows, headline, fig)
     return headline
 
@@ -297,7 +305,7 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
     chains = _chains(16, scale)
     corpus = ngram_model(default_text() if text is None else text, order=order)
     rows, headline = [], {"chains": chains, "order": order, "tokens": corpus.events, "modes": {}}
-    fig = Figure(figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 4.0), layout="constrained")
     axes = fig.subplots(1, 3)
     for i, (label, regime) in enumerate((("independent contexts", fully_synthetic(corpus.events)),
                                          ("autoregressive text", autoregressive(corpus.events)))):
@@ -307,27 +315,30 @@ def generation_modes(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, pr
         entry = {}
         for j, metric in enumerate(("l1_initial", "missing_mass")):
             mean, lo, hi = _ci(r.traces[metric])
-            axes[j].plot(mean, color=f"C{i}", label=label)
-            axes[j].fill_between(np.arange(generations + 1), lo, hi, color=f"C{i}", alpha=0.2)
+            axes[j].plot(mean, color=f"C{i}", label=f"{label} (mean, 95% CI)" if j == 0 else None)
+            axes[j].fill_between(np.arange(generations + 1), lo, hi, color=f"C{i}", alpha=0.3, lw=0)
             for g in range(generations + 1):
                 rows.append({"mode": label, "metric": metric, "generation": g, "mean": float(mean[g]),
                              "ci_low": float(lo[g]), "ci_high": float(hi[g]), "chains": chains})
             entry[metric] = [float(mean[-1]), float(lo[-1]), float(hi[-1])]
         drift = np.asarray(r.settings["context_l1"])
-        axes[2].plot(np.arange(1, generations + 1), drift[1:], color=f"C{i}", label=label)
+        axes[2].plot(np.arange(1, generations + 1), drift[1:], color=f"C{i}")
         for g in range(1, generations + 1):
             rows.append({"mode": label, "metric": "context_l1", "generation": g, "mean": float(drift[g]),
                          "ci_low": float("nan"), "ci_high": float("nan"), "chains": chains})
         entry["context_l1"] = float(drift[-1])
         entry["collapsed_contexts"] = float((r.context_collapse_time >= 0).mean())
         headline["modes"][label] = entry
-    for ax, name in zip(axes, ("weighted L1 to p^(0)", "missing mass", "L1 of context shares to weights")):
+    for ax, name, title in zip(axes, ("‖p − p⁽⁰⁾‖₁ (weighted by context)", "p⁽⁰⁾ mass lost",
+                                      "L1 distance of context shares to weights"),
+                               ("L1 distance to p⁽⁰⁾", "missing mass", "context shares of the generated text")):
         ax.set_ylabel(name)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    legend_below(fig, ncol=2)
     fig.suptitle(f"Autoregressive vs independent-context data, order {order}, {corpus.events:,} tokens per "
-                 f"generation, counting, {chains} chains")
+                 f"generation, counting, {chains} chains", fontsize=10)
     _write(out, "generation_modes", rows, headline, fig)
     return headline
 
