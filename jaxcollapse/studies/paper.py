@@ -55,7 +55,7 @@ def fig1(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, progress=None,
     scale = check_scale(scale)
     chains = chains or scaled(CHAINS, scale, 20)
     g = scaled(FIG1_GENERATIONS, min(scale, 1.0), 10) if scale < 1 else FIG1_GENERATIONS
-    truth = dirichlet(0, FIG1_VOCAB, 1.0, FIG1_CONTEXTS)
+    truth = dirichlet(FIG1_VOCAB, concentration=1.0, contexts=FIG1_CONTEXTS, seed=0)
     sizes = split_sizes(FIG1_N, np.asarray(truth.weights))
     regime = fully_synthetic(sizes)
     res = run_study(series_key(seed, 1, 0), truth, regime, progress, "fig1", chains=chains, generations=g,
