@@ -15,7 +15,7 @@ Blocks of one Markdown file run in order in one temporary folder (so a block may
   new block runs unless it says why not;
 - other blocks (output, text) are not run.
 
-Small scale: a path under ``/tmp/`` moves into the folder; the commands get ``--chains 8 --generations G`` with ``G`` at most 8 (``run``: and ``--no-plots``) (``plan``:
+Small scale: a path under ``/tmp/`` (in a command, or a string in Python) moves into the folder; the commands get ``--chains 8 --generations G`` with ``G`` at most 8 (``run``: and ``--no-plots``) (``plan``:
 ``--pilot-chains 20``; ``reproduce``: ``--scale 0.01``; ``sweep``: ``--chains 4 --generations 4``), and in Python
 and TOML text the numbers ``chains = N``, ``steps = N`` and ``scale = X`` are capped (``SMALL``: 8, 10, 0.01),
 so the blocks in the docs keep their real sizes. ``JAXCOLLAPSE_PROGRESS_EVERY=0``.
@@ -161,7 +161,8 @@ def run_command(command: str, cwd: pathlib.Path) -> str:
 def run_python(text: str, cwd: pathlib.Path) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "JAXCOLLAPSE_PROGRESS_EVERY": "0", "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-c", small_text(text)], cwd=cwd, env=env, capture_output=True,
+    text = re.sub(r"""(["'])/tmp/""", lambda m: m.group(1) + str(cwd) + "/", small_text(text))
+    proc = subprocess.run([sys.executable, "-c", text], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, f"the Python block failed:\n{proc.stderr[-3000:]}"
     return proc.stdout
