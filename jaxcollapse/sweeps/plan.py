@@ -190,16 +190,26 @@ def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float 
 
 def _share(p, params, shared: dict):
     """``params`` with its initial table, and point ``p`` with its initial distribution, replaced by the copy in
-    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small)."""
+    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small). Objects seen
+    before are looked up by identity, so each distinct one is hashed once."""
     init = getattr(p, "initial", None)
     if init is not None and hasattr(init, "probs"):
-        probs = np.asarray(init.probs)
-        p.initial = shared.setdefault(("point", probs.shape, probs.tobytes(), np.asarray(init.weights).tobytes()),
-                                      init)
+        p.initial = _one(shared, init, lambda: ("point", np.shape(init.probs), np.asarray(init.probs).tobytes(),
+                                                np.asarray(init.weights).tobytes()))
     table = getattr(params, "initial", None)
     if isinstance(table, np.ndarray):
-        params = params._replace(initial=shared.setdefault(("params", table.shape, table.tobytes()), table))
+        one = _one(shared, table, lambda: ("params", table.shape, table.tobytes()))
+        if one is not table:
+            params = params._replace(initial=one)
     return params
+
+
+def _one(shared: dict, x, key):
+    """The object of ``shared`` equal to ``x`` (by ``key()``, computed once per distinct object)."""
+    seen = shared.get(id(x))
+    if seen is None or seen[0] is not x:
+        seen = shared[id(x)] = (x, shared.setdefault(key(), x))
+    return seen[1]
 
 
 def make_plan(spec: Spec, points: list | None = None, platform: str | None = None) -> Plan:
@@ -214,11 +224,12 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
     platform = platform or jax.local_devices()[0].platform
     configs = []
     shared = {}                 # one copy of each distinct initial table (points of a size grid share theirs)
+    memo = {}                   # points of equal sizes share their configuration
     with jax.enable_x64(True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for p in points:
             try:
-                config, params = p.build(spec.generations)
+                config, params = p.build(spec.generations, memo)
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
             configs.append((config, _share(p, params, shared)))
