@@ -194,21 +194,21 @@ def _share(p, params, shared: dict):
     before are looked up by identity, so each distinct one is hashed once."""
     init = getattr(p, "initial", None)
     if init is not None and hasattr(init, "probs"):
-        p.initial = _one(shared, init, lambda: ("point", np.shape(init.probs), np.asarray(init.probs).tobytes(),
-                                                np.asarray(init.weights).tobytes()))
+        p.initial = _once(shared, init, lambda: shared.setdefault(
+            ("point", np.shape(init.probs), np.asarray(init.probs).tobytes(), np.asarray(init.weights).tobytes()),
+            init))
     table = getattr(params, "initial", None)
     if isinstance(table, np.ndarray):
-        one = _one(shared, table, lambda: ("params", table.shape, table.tobytes()))
-        if one is not table:
-            params = params._replace(initial=one)
+        params = _once(shared, params, lambda: params._replace(
+            initial=shared.setdefault(("params", table.shape, table.tobytes()), table)))
     return params
 
 
-def _one(shared: dict, x, key):
-    """The object of ``shared`` equal to ``x`` (by ``key()``, computed once per distinct object)."""
-    seen = shared.get(id(x))
+def _once(cache: dict, x, f):
+    """``f()``, computed once per object ``x`` (by identity) and kept in ``cache``."""
+    seen = cache.get(id(x))
     if seen is None or seen[0] is not x:
-        seen = shared[id(x)] = (x, shared.setdefault(key(), x))
+        seen = cache[id(x)] = (x, f())
     return seen[1]
 
 
@@ -233,14 +233,16 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
             configs.append((config, _share(p, params, shared)))
-    groups = {}
+    groups, seen, size = {}, {}, []
     for p, (config, _) in zip(points, configs):
-        groups.setdefault(_static_key(config), []).append(p.index)
+        key, s = _once(seen, config, lambda: (_static_key(config), _size_of(config)))
+        groups.setdefault(key, []).append(p.index)
+        size.append(s)
     buckets = []
     cap_batch = MAX_BATCH.get(platform, MAX_BATCH_ACCELERATOR)
     for key, members in groups.items():
-        members = sorted(members, key=lambda i: (_size_of(configs[i][0]), i))
-        sizes = [_size_of(configs[i][0]) for i in members]
+        members = sorted(members, key=lambda i: (size[i], i))
+        sizes = [size[i] for i in members]
         cells = key[0].contexts * key[0].vocab
         for lo, hi in _split([SIZE_WEIGHT * s + cells for s in sizes], spec.buckets, spec.chains * spec.generations,
                              COMPILE_UNITS):

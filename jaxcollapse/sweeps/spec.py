@@ -15,9 +15,9 @@ import itertools
 import json
 import os
 
-from ..engine.settings import REGIME_SIZES, STUDY_DEFAULTS
+from ..engine.settings import REGIME_SIZES, STUDY_DEFAULTS, regime_sizes, size_and_fraction
 from ..errors import ConfigError, check_bool, check_float, check_int
-from ..io.study import TRAINING_KEYS
+from ..io.study import TRAINING_KEYS, range_checks, resolve_study
 
 #: Version of the point files and the sweep's fingerprint.
 FORMAT_VERSION = 1
@@ -212,6 +212,12 @@ class Point:
                            smoothing=self.smoothing, sampler=self.sampler, memo=memo)
 
 
+_SETTINGS = frozenset(SETTINGS)
+_PLAIN = (str, int, float, bool)
+#: ``json.dumps(x, sort_keys=True, separators=(",", ":"))``, the encoder built once.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def _file_digest(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -221,11 +227,7 @@ def _resolve_study(given: dict, cache: dict | None):
     """``resolve_study(given)``, the parts that do not depend on the sizes taken from ``cache`` when a point with
     the same other settings was resolved before (its truth, decoding and smoothing; only the sizes and the
     regime are checked and built again). Trained points are resolved whole."""
-    from ..core.regimes import Regime
-    from ..io.study import range_checks, resolve_study
-    from ..engine.settings import regime_sizes
-
-    key = tuple((k, type(v), v) for k, v in given.items() if k not in SIZE_SETTINGS)
+    key = tuple([(k, type(v), v) for k, v in given.items() if k not in SIZE_SETTINGS])
     combo = None if cache is None else cache.get(key)
     if combo is None:
         study = resolve_study(given)
@@ -239,10 +241,13 @@ def _resolve_study(given: dict, cache: dict | None):
             cache[key] = (study, head, tail, defaults)
         return study
     study, head, tail, defaults = combo
-    kind = head["regime"]
-    range_checks({k: given[k] for k in SIZE_SETTINGS if k in given})
-    found = regime_sizes(kind, given, defaults)
-    return study._replace(resolved={**head, **found, **tail}, regime=Regime(kind, **found))
+    checked = cache.setdefault("checked sizes", set())     # range_checks passed by each (size setting, value)
+    new = {k: given[k] for k in SIZE_SETTINGS if k in given and (k, type(given[k]), given[k]) not in checked}
+    if new:
+        range_checks(new)
+        checked.update((k, type(v), v) for k, v in new.items())
+    found = regime_sizes(head["regime"], given, defaults)
+    return study._replace(resolved={**head, **found, **tail}, regime=type(study.regime)(head["regime"], **found))
 
 
 def resolve_point(settings: dict, index: int = 0, cache: dict | None = None) -> Point:
@@ -251,11 +256,11 @@ def resolve_point(settings: dict, index: int = 0, cache: dict | None = None) -> 
     setting. Sizes have no defaults (a corpus's: its events, as in ``run``); files are hashed by content.
     ``cache``: a dict shared by the points of one sweep, so that each distinct combination of the settings other
     than :data:`SIZE_SETTINGS` is resolved (its truth built, its files hashed) once."""
-    from ..engine.settings import size_and_fraction
-
-    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if v is not None}
-    for k in given:
-        _check_setting(k, given[k], f"point {index}")
+    given = {k: v if type(v) in _PLAIN or not isinstance(v, os.PathLike) else os.fspath(v)
+             for k, v in settings.items() if v is not None}
+    for k, v in given.items():
+        if k not in _SETTINGS or type(v) not in _PLAIN:
+            _check_setting(k, v, f"point {index}")
     study = _resolve_study(given, cache)
     res = study.resolved
     kind = res["regime"]
@@ -270,7 +275,7 @@ def resolve_point(settings: dict, index: int = 0, cache: dict | None = None) -> 
         path = res["initial_file"]
         digests = {} if cache is None else cache.setdefault("file digests", {})
         hashed["initial_file"] = digests.get(path) or digests.setdefault(path, _file_digest(path))
-    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+    blob = _ENCODE(hashed)
     digest = hashlib.sha256(blob.encode()).hexdigest()
     # Derived columns for tables and phase diagrams (not part of the hash).
     size, frac = size_and_fraction(kind, res)
