@@ -6,7 +6,8 @@ shard's share) at 10^4, 10^5 and 10^6 points, each in a fresh process: seconds a
 
 The sweep is a grid of sizes x fractions in the fresh-real regime (zipf(1.1) on 52 of ``--vocab`` tokens), 1,000
 chains x 100 generations (the counts only set the bucketing's weights: nothing is simulated). Prints a markdown
-table; ``--markdown FILE`` writes it to a file as well.
+table with the 1-minute load average at the end of each count (the machine may be shared); ``--markdown FILE``
+writes it to a file as well.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def one(points: int, vocab: int, shards: int) -> dict:
     return {"points": len(plan.points), "spec_s": t1 - t0, "resolve_s": t2 - t1, "plan_s": t3 - t2,
             "share_s": t4 - t3, "total_s": t4 - t0, "peak_bytes": peak, "import_bytes": base,
             "buckets": len(plan.buckets), "groups": sum(len(b.tasks) for b in plan.buckets),
-            "share_groups": sum(len(b.tasks) for b in share.buckets)}
+            "share_groups": sum(len(b.tasks) for b in share.buckets), "load": os.getloadavg()[0]}
 
 
 def main(argv=None) -> int:
@@ -72,18 +73,18 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{r['points']:>9,} points: {r['total_s']:.1f} s ({r['resolve_s']:.1f} s resolving the points, "
               f"{r['plan_s']:.1f} s configurations and buckets, {r['share_s'] * 1e3:.0f} ms a shard's share), "
-              f"peak {r['peak_bytes'] / 2**20:,.0f} MiB", flush=True)
+              f"peak {r['peak_bytes'] / 2**20:,.0f} MiB, load {r['load']:.1f}", flush=True)
     import jax
 
     lines = [f"Planning ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, jax "
              f"{jax.__version__}; fresh-real grid of 100 sizes x fractions, vocab {args.vocab}):", "",
              "| points | total | resolving points | configurations + buckets | one shard's share (of "
-             f"{args.shards}) | buckets | call groups | peak memory (RSS) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"{args.shards}) | buckets | call groups | peak memory (RSS) | load |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['points']:,} | {r['total_s']:.1f} s | {r['resolve_s']:.1f} s | {r['plan_s']:.1f} s | "
                      f"{r['share_s'] * 1e3:.0f} ms | {r['buckets']} | {r['groups']:,} | "
-                     f"{r['peak_bytes'] / 2**20:,.0f} MiB |")
+                     f"{r['peak_bytes'] / 2**20:,.0f} MiB | {r['load']:.1f} |")
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -63,6 +65,27 @@ def test_spec_grid_points_and_errors():
                      ({"points": [{"size": 3}, {"synthetic": 3}]}, "same settings")]:
         with pytest.raises(ConfigError, match=msg):
             SP.resolve(SP.spec_from_dict(bad))
+
+
+def test_points_resolved_once_per_combination_equal_points_resolved_alone():
+    spec = SP.spec_from_dict({"chains": 10, "generations": 5, "vocab": 30, "grid": [
+        {"regime": ["fresh_real"], "initial": ["zipf", "uniform"], "size": [4, 9], "fraction": [0.25, 0.26, 0.5]},
+        {"regime": ["partially_synthetic"], "initial": ["zipf", "uniform"], "size": [4, 9], "fraction": [0.25, 0.5]},
+        {"regime": ["accumulate_subsample"], "synthetic": [2, 3], "real": [6], "train": [3, 6]}]})
+    pts = SP.resolve(spec)
+    alone = [SP.resolve_point(s, i) for i, s in enumerate(spec.points)]
+    assert [(p.id, p.fold, p.settings, list(p.settings), p.regime) for p in pts] == \
+           [(p.id, p.fold, p.settings, list(p.settings), p.regime) for p in alone]
+    plan = PL.make_plan(spec, pts, platform="cpu")
+    with jax.enable_x64(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p, (config, params) in zip(alone, plan.configs):
+            c, q = p.build(spec.generations)
+            assert config == c and all(np.array_equal(x, y) for x, y in zip(params, q))
+    assert len({id(params) for _, params in plan.configs}) < len(pts)          # equal sizes share one
+    bad = {"chains": 10, "generations": 5, "grid": {"regime": ["fresh_real"], "size": [4, 0]}}
+    with pytest.raises(ConfigError, match=r"^point 1 \(.*size=0.*\): size must be"):
+        SP.resolve(SP.spec_from_dict(bad))
 
 
 def test_buckets_pad_sizes_and_vocab():

@@ -112,9 +112,20 @@ class State(NamedTuple):
 
 
 def build(initial, regime: Regime, *, generations: int, decoding: Decoding | None = None,
-          smoothing: float = 0.0, sampler: str = "auto") -> tuple[Config, Params]:
-    """Validate a study's settings and split them into the static :class:`Config` and traced :class:`Params`."""
-    initial = as_initial(initial)
+          smoothing: float = 0.0, sampler: str = "auto", memo: dict | None = None) -> tuple[Config, Params]:
+    """Validate a study's settings and split them into the static :class:`Config` and traced :class:`Params`.
+
+    ``memo``: a dict the caller keeps over many studies (a sweep's points): an ``initial`` already validated here
+    with the same dict is not validated again, and studies whose per-context sizes and other settings equal an
+    earlier one's (a grid of sizes x fractions rounds to few distinct sizes) get its result (the same objects).
+    """
+    if memo is None:
+        initial = as_initial(initial)
+    else:
+        given, checked = memo.get(("initial", id(initial)), (None, None))
+        if given is not initial:
+            given, checked = memo[("initial", id(initial))] = (initial, as_initial(initial))
+        initial = checked
     if not isinstance(regime, Regime):
         raise ConfigError(f"regime must be a jaxcollapse Regime (e.g. jaxcollapse.fully_synthetic(100)), got {regime!r}")
     decoding = Decoding() if decoding is None else decoding
@@ -138,6 +149,14 @@ def build(initial, regime: Regime, *, generations: int, decoding: Decoding | Non
     if "fraction" in spec.sizes:
         n_syn = np.rint(regime.fraction * real).astype(np.int64)
         synthetic, real = n_syn, real - n_syn
+    if memo is not None:
+        train = None if regime.train is None else tuple(np.ravel(regime.train).tolist())
+        key = (id(initial), kind, regime.window, train, first.tobytes(), real.tobytes(),
+               synthetic.tobytes(), decoding, smoothing, sampler, generations)
+        if key not in memo:
+            memo[key] = build(initial, regime, generations=generations, decoding=decoding, smoothing=smoothing,
+                              sampler=sampler)
+        return memo[key]
     window = 0
     pool_capacity = 0
     subsample = ""

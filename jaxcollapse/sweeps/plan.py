@@ -190,16 +190,26 @@ def _split(sizes: list, most: int, per_point: float = 1.0, compile_units: float 
 
 def _share(p, params, shared: dict):
     """``params`` with its initial table, and point ``p`` with its initial distribution, replaced by the copy in
-    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small)."""
+    ``shared`` of the same bytes (a grid's points mostly share one: memory per point stays small). Objects seen
+    before are looked up by identity, so each distinct one is hashed once."""
     init = getattr(p, "initial", None)
     if init is not None and hasattr(init, "probs"):
-        probs = np.asarray(init.probs)
-        p.initial = shared.setdefault(("point", probs.shape, probs.tobytes(), np.asarray(init.weights).tobytes()),
-                                      init)
+        p.initial = _once(shared, init, lambda: shared.setdefault(
+            ("point", np.shape(init.probs), np.asarray(init.probs).tobytes(), np.asarray(init.weights).tobytes()),
+            init))
     table = getattr(params, "initial", None)
     if isinstance(table, np.ndarray):
-        params = params._replace(initial=shared.setdefault(("params", table.shape, table.tobytes()), table))
+        params = _once(shared, params, lambda: params._replace(
+            initial=shared.setdefault(("params", table.shape, table.tobytes()), table)))
     return params
+
+
+def _once(cache: dict, x, f):
+    """``f()``, computed once per object ``x`` (by identity) and kept in ``cache``."""
+    seen = cache.get(id(x))
+    if seen is None or seen[0] is not x:
+        seen = cache[id(x)] = (x, f())
+    return seen[1]
 
 
 def make_plan(spec: Spec, points: list | None = None, platform: str | None = None) -> Plan:
@@ -214,22 +224,25 @@ def make_plan(spec: Spec, points: list | None = None, platform: str | None = Non
     platform = platform or jax.local_devices()[0].platform
     configs = []
     shared = {}                 # one copy of each distinct initial table (points of a size grid share theirs)
+    memo = {}                   # points of equal sizes share their configuration
     with jax.enable_x64(True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for p in points:
             try:
-                config, params = p.build(spec.generations)
+                config, params = p.build(spec.generations, memo)
             except ConfigError as e:
                 raise ConfigError(f"point {p.index} ({_brief(p.settings)}): {e}") from None
             configs.append((config, _share(p, params, shared)))
-    groups = {}
+    groups, seen, size = {}, {}, []
     for p, (config, _) in zip(points, configs):
-        groups.setdefault(_static_key(config), []).append(p.index)
+        key, s = _once(seen, config, lambda: (_static_key(config), _size_of(config)))
+        groups.setdefault(key, []).append(p.index)
+        size.append(s)
     buckets = []
     cap_batch = MAX_BATCH.get(platform, MAX_BATCH_ACCELERATOR)
     for key, members in groups.items():
-        members = sorted(members, key=lambda i: (_size_of(configs[i][0]), i))
-        sizes = [_size_of(configs[i][0]) for i in members]
+        members = sorted(members, key=lambda i: (size[i], i))
+        sizes = [size[i] for i in members]
         cells = key[0].contexts * key[0].vocab
         for lo, hi in _split([SIZE_WEIGHT * s + cells for s in sizes], spec.buckets, spec.chains * spec.generations,
                              COMPILE_UNITS):

@@ -15,9 +15,9 @@ import itertools
 import json
 import os
 
-from ..engine.settings import STUDY_DEFAULTS
+from ..engine.settings import REGIME_SIZES, STUDY_DEFAULTS, regime_sizes, size_and_fraction
 from ..errors import ConfigError, check_bool, check_float, check_int
-from ..io.study import TRAINING_KEYS
+from ..io.study import TRAINING_KEYS, range_checks, resolve_study
 
 #: Version of the point files and the sweep's fingerprint.
 FORMAT_VERSION = 1
@@ -29,6 +29,9 @@ SETTINGS = ("regime", "initial", "vocab", "support", "exponent", "ratio", "conce
             "estimator", *TRAINING_KEYS, "sequence_length")
 #: Settings that name a file (relative to the sweep file's directory).
 PATH_SETTINGS = ("corpus", "initial_file")
+#: Settings that give a regime's sample sizes: a grid's points mostly differ in these alone, and the rest of a
+#: point (its truth, decoding, smoothing) is resolved once per distinct combination of the other settings.
+SIZE_SETTINGS = ("size", *sorted({k for sizes in REGIME_SIZES.values() for k in sizes}))
 #: Settings of the whole sweep.
 SWEEP_KEYS = ("chains", "generations", "seed", "memory", "buckets", "points_per_call", "keep_final", "plot")
 #: Defaults of a point's settings (the same as the command line's).
@@ -166,7 +169,7 @@ def load_spec(path) -> Spec:
 # one point: resolved settings, key, (config, params)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Point:
     """One resolved grid point.
 
@@ -193,8 +196,9 @@ class Point:
     corpus: object = None
     trained: bool = False
 
-    def build(self, generations: int):
-        """The point's static ``Config`` and traced ``Params`` (call inside ``jax.enable_x64(True)``)."""
+    def build(self, generations: int, memo: dict | None = None):
+        """The point's static ``Config`` and traced ``Params`` (call inside ``jax.enable_x64(True)``); ``memo``: a
+        dict kept over the points of a sweep (see :func:`jaxcollapse.core.count.build`)."""
         if self.trained:
             from ..core import trained
             from ..io.study import training
@@ -205,7 +209,13 @@ class Point:
         from ..core import count
 
         return count.build(self.initial, self.regime, generations=generations, decoding=self.decoding,
-                           smoothing=self.smoothing, sampler=self.sampler)
+                           smoothing=self.smoothing, sampler=self.sampler, memo=memo)
+
+
+_SETTINGS = frozenset(SETTINGS)
+_PLAIN = (str, int, float, bool)
+#: ``json.dumps(x, sort_keys=True, separators=(",", ":"))``, the encoder built once.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def _file_digest(path: str) -> str:
@@ -213,17 +223,45 @@ def _file_digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def resolve_point(settings: dict, index: int = 0) -> Point:
+def _resolve_study(given: dict, cache: dict | None):
+    """``resolve_study(given)``, the parts that do not depend on the sizes taken from ``cache`` when a point with
+    the same other settings was resolved before (its truth, decoding and smoothing; only the sizes and the
+    regime are checked and built again). Trained points are resolved whole."""
+    key = tuple([(k, type(v), v) for k, v in given.items() if k not in SIZE_SETTINGS])
+    combo = None if cache is None else cache.get(key)
+    if combo is None:
+        study = resolve_study(given)
+        if cache is not None and not study.trained:
+            res = study.resolved
+            taken = [k for k in REGIME_SIZES[res["regime"]] if k in res]
+            first = list(res).index(taken[0])
+            head = {k: v for k, v in list(res.items())[:first] if k not in taken}
+            tail = {k: v for k, v in list(res.items())[first:] if k not in taken}
+            defaults = {} if study.corpus is None else {"synthetic": study.corpus.events, "real": study.corpus.events}
+            cache[key] = (study, head, tail, defaults)
+        return study
+    study, head, tail, defaults = combo
+    checked = cache.setdefault("checked sizes", set())     # range_checks passed by each (size setting, value)
+    new = {k: given[k] for k in SIZE_SETTINGS if k in given and (k, type(given[k]), given[k]) not in checked}
+    if new:
+        range_checks(new)
+        checked.update((k, type(v), v) for k, v in new.items())
+    found = regime_sizes(head["regime"], given, defaults)
+    return study._replace(resolved={**head, **found, **tail}, regime=type(study.regime)(head["regime"], **found))
+
+
+def resolve_point(settings: dict, index: int = 0, cache: dict | None = None) -> Point:
     """Validate one point's settings and build what ``simulate`` (or ``simulate_trained``) takes, with the
     resolver of ``jaxcollapse run`` (:func:`jaxcollapse.io.study.resolve_study`); ConfigError naming the bad
-    setting. Sizes have no defaults (a corpus's: its events, as in ``run``); files are hashed by content."""
-    from ..engine.settings import size_and_fraction
-    from ..io.study import resolve_study
-
-    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if v is not None}
-    for k in given:
-        _check_setting(k, given[k], f"point {index}")
-    study = resolve_study(given)
+    setting. Sizes have no defaults (a corpus's: its events, as in ``run``); files are hashed by content.
+    ``cache``: a dict shared by the points of one sweep, so that each distinct combination of the settings other
+    than :data:`SIZE_SETTINGS` is resolved (its truth built, its files hashed) once."""
+    given = {k: v if type(v) in _PLAIN or not isinstance(v, os.PathLike) else os.fspath(v)
+             for k, v in settings.items() if v is not None}
+    for k, v in given.items():
+        if k not in _SETTINGS or type(v) not in _PLAIN:
+            _check_setting(k, v, f"point {index}")
+    study = _resolve_study(given, cache)
     res = study.resolved
     kind = res["regime"]
     if given.get("train") is not None and "train" not in res:
@@ -234,8 +272,10 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
     if study.corpus is not None:
         hashed["corpus"] = study.corpus.sha256
     if "initial_file" in res:
-        hashed["initial_file"] = _file_digest(res["initial_file"])
-    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+        path = res["initial_file"]
+        digests = {} if cache is None else cache.setdefault("file digests", {})
+        hashed["initial_file"] = digests.get(path) or digests.setdefault(path, _file_digest(path))
+    blob = _ENCODE(hashed)
     digest = hashlib.sha256(blob.encode()).hexdigest()
     # Derived columns for tables and phase diagrams (not part of the hash).
     size, frac = size_and_fraction(kind, res)
@@ -248,10 +288,10 @@ def resolve_point(settings: dict, index: int = 0) -> Point:
 
 def resolve(spec: Spec) -> list:
     """Resolve every point of ``spec``; ConfigError on a bad or duplicated point."""
-    points, seen = [], {}
+    points, seen, cache = [], {}, {}
     for i, s in enumerate(spec.points):
         try:
-            p = resolve_point(s, i)
+            p = resolve_point(s, i, cache)
         except ConfigError as e:
             msg = str(e)
             raise ConfigError(msg if msg.startswith("point ") else f"point {i} ({_brief(s)}): {msg}") from None
