@@ -101,7 +101,7 @@ def test_buckets_pad_sizes_and_vocab():
 
 
 def test_points_equal_plain_simulate_and_compile_once(tmp_path):
-    spec = SP.spec_from_dict({**GRID, "keep_final": True})
+    spec = SP.spec_from_dict({**GRID, "keep_final": True, "keep_traces": True})
     before = RUN.compiled_count()
     res = jc.sweep(spec, out=tmp_path / "a")
     assert RUN.compiled_count() - before <= 1 and res.complete and len(res.plan.buckets) == 1
@@ -115,6 +115,7 @@ def test_points_equal_plain_simulate_and_compile_once(tmp_path):
         for k, m in enumerate(rec["metrics"]):
             np.testing.assert_allclose(rec[f"final_{m}"], sim.traces[m][:, -1], rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(rec["mean"][k], sim.summary[m].mean, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(rec["traces"][k], sim.traces[m], rtol=1e-12, atol=1e-14)
     # files: the store (Parquet parts, Zarr arrays), the manifest written last; read back value for value
     d = tmp_path / "a"
     assert {"sweep.json", "parts", "arrays.zarr", "manifest.json"} <= set(os.listdir(d))
@@ -133,6 +134,8 @@ def test_points_equal_plain_simulate_and_compile_once(tmp_path):
     assert df.equals(res.to_pandas())
     z = xr.open_zarr(d / "arrays.zarr", consolidated=False)
     assert z["collapse_time"].dims == ("point", "chain") and z["final"].dims == ("point", "chain", "context", "token")
+    assert z["traces"].dims == ("point", "metric", "chain", "generation")
+    assert back.to_xarray()["traces"].dims == ("point", "metric", "chain", "generation")
     assert sorted(z["point"].values.tolist()) == [0, 1, 2, 3]
     assert back.to_xarray()["summary_mean"].dims == ("point", "metric", "generation")
     # the CSV tables of sweep-export: as many rows as the Parquet parts

@@ -233,7 +233,8 @@ def sweep_dataset(points, records: dict, columns, attrs: dict | None = None):
     Variables: ``summary_mean``, ``summary_sd``, ``summary_ci_low``, ``summary_ci_high``, ``summary_n``,
     ``summary_infinite`` (point, metric, generation); ``collapsed_fraction`` (point, generation);
     ``collapse_time`` (point, chain; NaN = censored) and ``censored``; ``final_value`` (point, metric, chain),
-    each chain's metric at the last generation. Coordinates along ``point``: ``id`` and every setting column.
+    each chain's metric at the last generation; ``traces`` (point, metric, chain, generation) when the sweep kept
+    them. Coordinates along ``point``: ``id`` and every setting column.
     """
     xr = require("xarray", "to_xarray")
     done = [p for p in points if p.index in records]
@@ -258,6 +259,8 @@ def sweep_dataset(points, records: dict, columns, attrs: dict | None = None):
     data["final_value"] = (("point", "metric", "chain"),
                            np.stack([np.stack([np.asarray(r[f"final_{m}"], np.float64) for m in names])
                                      for r in recs]))
+    if all("traces" in r for r in recs):
+        data["traces"] = (("point", "metric", "chain", "generation"), stack("traces", np.float64))
     coords = {"point": [p.index for p in done], "generation": np.arange(data["collapsed_fraction"][1].shape[1]),
               "metric": names, "chain": np.arange(t.shape[1]), "id": ("point", [p.id for p in done])}
     for c in columns:

@@ -39,6 +39,8 @@ def host_bytes(plan: Plan) -> int:
         per_point = spec.chains * (8 * 8 + 3 * 8 * c.contexts) + 8 * 8 * 6 * (spec.generations + 1)
         if spec.keep_final:
             per_point += spec.chains * c.contexts * c.vocab * 8
+        if spec.keep_traces:
+            per_point += spec.chains * 8 * (spec.generations + 1) * 8
         block = b.chunk * (spec.generations + 1) * 8 * 8 * 2
         most = max(most, b.group * (per_point + block))
     return most

@@ -62,6 +62,8 @@ class _Task:
         self.ctx_token = [np.empty((spec.chains, c), np.int64) for _ in range(real)]
         self.vocab = [plan.configs[i][0].vocab for i in members]
         self.final = ([np.empty((spec.chains, c, v)) for v in self.vocab] if spec.keep_final else None)
+        self.traces = ([np.empty((len(METRIC_NAMES), spec.chains, g1)) for _ in range(real)]
+                       if spec.keep_traces else None)
         self.blocks = {}
 
     def block(self, k: int, first_column: int, info: dict) -> None:
@@ -78,6 +80,8 @@ class _Task:
             for j in range(self.real):
                 self.moments[j][m].update(arr[j])
                 self.final_values[j][m][start:start + n] = arr[j, :, -1]
+                if self.traces is not None:
+                    self.traces[j][self.metrics.index(m), start:start + n] = arr[j]
         for j in range(self.real):
             n = records["chain_collapse"].shape[1]
             self.collapse[j][start:start + n] = records["chain_collapse"][j]
@@ -104,6 +108,8 @@ class _Task:
             rec[f"final_{m}"] = self.final_values[j][m]
         if self.final is not None:
             rec["final"] = self.final[j]
+        if self.traces is not None:
+            rec["traces"] = self.traces[j]
         return rec
 
 

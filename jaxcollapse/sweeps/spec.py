@@ -33,7 +33,8 @@ PATH_SETTINGS = ("corpus", "initial_file")
 #: point (its truth, decoding, smoothing) is resolved once per distinct combination of the other settings.
 SIZE_SETTINGS = ("size", *sorted({k for sizes in REGIME_SIZES.values() for k in sizes}))
 #: Settings of the whole sweep.
-SWEEP_KEYS = ("chains", "generations", "seed", "memory", "buckets", "points_per_call", "keep_final", "plot")
+SWEEP_KEYS = ("chains", "generations", "seed", "memory", "buckets", "points_per_call", "keep_final", "keep_traces",
+              "plot")
 #: Defaults of a point's settings (the same as the command line's).
 DEFAULTS = STUDY_DEFAULTS
 DEFAULT_CHAINS = 1000
@@ -57,6 +58,7 @@ class Spec:
       buckets: largest number of size buckets per static configuration (more: less padding, more compilations).
       points_per_call: points vmapped in one call (default: as many as fit ``MAX_BATCH`` chains and ``memory``).
       keep_final: also keep every chain's final model ``(chains, C, V)`` per point.
+      keep_traces: also keep every chain's metric traces ``(metrics, chains, generations + 1)`` per point.
       plot: ``{"x": setting, "y": setting}`` axes of the phase diagram (default: chosen from the grid).
     """
 
@@ -68,11 +70,13 @@ class Spec:
     buckets: int = DEFAULT_BUCKETS
     points_per_call: int | None = None
     keep_final: bool = False
+    keep_traces: bool = False
     plot: dict = dataclasses.field(default_factory=dict)
 
     def fingerprint(self) -> dict:
         return {"format_version": FORMAT_VERSION, "chains": self.chains, "generations": self.generations,
-                "seed": self.seed, "keep_final": bool(self.keep_final)}
+                "seed": self.seed, "keep_final": bool(self.keep_final),
+                **({"keep_traces": True} if self.keep_traces else {})}
 
 
 def _check_setting(name: str, value, where: str):
@@ -145,7 +149,8 @@ def spec_from_dict(data: dict, *, where: str = "sweep", folder: str | None = Non
                 seed=check_int("seed", top.get("seed", 0), low=0, high=2**63 - 1), memory=int(memory * 2**20),
                 buckets=check_int("buckets", top.get("buckets", DEFAULT_BUCKETS), low=1, high=64),
                 points_per_call=None if ppc is None else check_int("points_per_call", ppc, low=1),
-                keep_final=check_bool("keep_final", top.get("keep_final", False)), plot=dict(plot))
+                keep_final=check_bool("keep_final", top.get("keep_final", False)),
+                keep_traces=check_bool("keep_traces", top.get("keep_traces", False)), plot=dict(plot))
 
 
 def load_spec(path) -> Spec:
@@ -319,7 +324,7 @@ def point_key(seed, point: Point):
 
 def as_spec(spec, overrides) -> Spec:
     """A :class:`Spec` from a TOML path, a dict, a list of point settings or a Spec (copied), with the non-None
-    ``overrides`` (chains, generations, seed, memory in bytes, points_per_call, keep_final) applied."""
+    ``overrides`` (chains, generations, seed, memory in bytes, points_per_call, keep_final, keep_traces) applied."""
     if isinstance(spec, Spec):
         s = dataclasses.replace(spec)
     elif isinstance(spec, (str, os.PathLike)):
@@ -343,7 +348,7 @@ def as_spec(spec, overrides) -> Spec:
             v = check_int("memory", v, low=1)
         elif k == "points_per_call":
             v = check_int("points_per_call", v, low=1)
-        elif k == "keep_final":
-            v = check_bool("keep_final", v)
+        elif k in ("keep_final", "keep_traces"):
+            v = check_bool(k, v)
         setattr(s, k, v)
     return s

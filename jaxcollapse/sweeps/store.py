@@ -12,8 +12,9 @@ A *store* is the directory one process writes: ``OUT`` for a one-process sweep, 
                           -1 = censored), ``collapse_token`` and ``context_collapse_time`` (point, chain, context),
                           ``final_value`` (point, metric, chain: each metric at the last generation),
                           ``summary_mean|sd|ci_low|ci_high|n|infinite`` (point, metric, generation),
-                          ``collapsed_fraction`` (point, generation) and, with ``keep_final``, ``final`` (point,
-                          chain, context, token). Contexts and tokens are padded (-1, NaN) to the largest point.
+                          ``collapsed_fraction`` (point, generation), with ``keep_final`` ``final`` (point,
+                          chain, context, token) and with ``keep_traces`` ``traces`` (point, metric, chain,
+                          generation: every chain's metric at every generation). Contexts and tokens are padded (-1, NaN) to the largest point.
                           The metric names are the group's attribute ``metrics``. Blosc-zstd compressed.
 ``parts/<lo>-<hi>.parquet``  the summary rows of the points on Zarr rows ``lo..hi-1``: one row per (point,
                           generation, metric) with the point's settings as columns and ``mean, sd, ci_low, ci_high,
@@ -120,7 +121,8 @@ def spec_record(spec: Spec) -> dict:
     return {"store_format": STORE_FORMAT, "fingerprint": spec.fingerprint(),
             "settings": {"chains": spec.chains, "generations": spec.generations, "seed": spec.seed,
                          "memory": spec.memory, "buckets": spec.buckets, "points_per_call": spec.points_per_call,
-                         "keep_final": bool(spec.keep_final), "plot": spec.plot},
+                         "keep_final": bool(spec.keep_final), "keep_traces": bool(spec.keep_traces),
+                         "plot": spec.plot},
             "points": spec.points}
 
 
@@ -180,6 +182,7 @@ _ARRAYS = {
     **{f"summary_{k}": (("metric", "generation"), "int64", -1) for k in ("n", "infinite")},
     "collapsed_fraction": (("generation",), "float64", float("nan")),
     "final": (("chain", "context", "token"), "float64", float("nan")),
+    "traces": (("metric", "chain", "generation"), "float64", float("nan")),
 }
 _RECORD_KEY = {"summary_mean": "mean", "summary_sd": "sd", "summary_ci_low": "ci_low", "summary_ci_high": "ci_high",
                "summary_n": "n", "summary_infinite": "infinite", "collapsed_fraction": "collapsed"}
@@ -242,7 +245,7 @@ class _Writer:
         first = recs[points[0].index]
         self.group.attrs.update({"metrics": list(first["metrics"]), "chains": self.spec.chains,
                                  "generations": self.spec.generations, "seed": self.spec.seed})
-        names = [n for n in _ARRAYS if n != "final" or "final" in first]
+        names = [n for n in _ARRAYS if n not in ("final", "traces") or n in first]
         lo = self.group["point"].shape[0] if "point" in self.group else 0
         hi = lo + len(points)
         for name in [*names, "point"]:
@@ -320,7 +323,7 @@ def read_store(d, points: list, *, repair: bool = False) -> tuple:
 
     A part counts when its file reads back whole and its Zarr rows read back and name its points; otherwise its
     points are left out (``repair``: the part is deleted and its rows marked -1, so that they are run again).
-    Records are as :func:`jaxcollapse.sweeps.run.run_group` returns them (``final`` only when kept).
+    Records are as :func:`jaxcollapse.sweeps.run.run_group` returns them (``final``, ``traces`` only when kept).
     """
     import pyarrow.parquet as pq
     import zarr

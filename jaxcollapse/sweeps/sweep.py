@@ -226,13 +226,14 @@ def _shard(shard) -> tuple:
 
 def sweep(spec, *, chains: int | None = None, generations: int | None = None, seed: int | None = None,
           out=None, shard=None, devices=None, memory: int | None = None, points_per_call: int | None = None,
-          keep_final: bool | None = None, overwrite: bool = False, progress: Callable | None = None,
-          command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
+          keep_final: bool | None = None, keep_traces: bool | None = None, overwrite: bool = False,
+          progress: Callable | None = None, command: str = "", argv=None, ray: bool | str = False) -> SweepResult:
     """Run a parameter sweep.
 
     Args:
       spec: a sweep TOML path, a dict in the TOML's layout, a list of point settings, or a :class:`Spec`.
-      chains, generations, seed, memory (bytes), points_per_call, keep_final: override the spec's values.
+      chains, generations, seed, memory (bytes), points_per_call, keep_final, keep_traces: override the spec's
+        values (``keep_traces``: store every chain's metric traces, ``traces`` (point, metric, chain, generation)).
       out: results directory; with it, points are written as their call groups finish, points already there are
         not run again (resume), and when all points are done the manifest is written.
       shard: ``"I/N"`` or ``(I, N)``: run only shard I's contiguous share of the call groups, into
@@ -245,7 +246,8 @@ def sweep(spec, *, chains: int | None = None, generations: int | None = None, se
     """
     t0 = time.perf_counter()
     spec = as_spec(spec, {"chains": chains, "generations": generations, "seed": seed, "memory": memory,
-                           "points_per_call": points_per_call, "keep_final": keep_final})
+                           "points_per_call": points_per_call, "keep_final": keep_final,
+                           "keep_traces": keep_traces})
     i, n = _shard(shard)
     plan = make_plan(spec)
     done, d = {}, None
