@@ -85,12 +85,9 @@ def main(argv=None) -> int:
         lines.append(f"| {r['points']:,} | {r['total_s']:.1f} s | {r['resolve_s']:.1f} s | {r['plan_s']:.1f} s | "
                      f"{r['share_s'] * 1e3:.0f} ms | {r['buckets']} | {r['groups']:,} | "
                      f"{r['peak_bytes'] / 2**20:,.0f} MiB | {r['load']:.1f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    return 0
+    from jaxcollapse.bench.report import emit
+
+    return emit("\n".join(lines), args.markdown)
 
 
 if __name__ == "__main__":

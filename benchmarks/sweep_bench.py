@@ -86,12 +86,9 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {t:.1f} | {work / t / 1e3:.0f}k | {comp if comp is not None else 'one per shape'} |")
     lines.append("")
     lines.append(f"speed-up of the sweep: {t_one / t_sweep:.1f}x")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    return 0
+    from jaxcollapse.bench.report import emit
+
+    return emit("\n".join(lines), args.markdown)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ def write_json(report: dict, path: str) -> None:
     write_text(path, json.dumps(jsonable(report), indent=1))
 
 
+def emit(text: str, markdown_path: str | None = None) -> int:
+    """Print a benchmark's Markdown ``text`` and, with a path, write it there too; returns 0 (an exit status)."""
+    print(text)
+    if markdown_path:
+        write_text(markdown_path, text + "\n")
+    return 0
+
+
 def _timed_label(row: dict) -> str:
     """``C x G`` actually timed, and what it was extrapolated to."""
     s = f"{row['timed_chains']} x {row['timed_generations']}"
