@@ -194,3 +194,15 @@ def test_cli_dry_run_and_errors(tmp_path, capsys):
     assert cli.main(["sweep", str(spec_file), "--out", str(tmp_path / "x")]) == 2
     assert "holds no sweep" in capsys.readouterr().err
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_host_memory_counts_every_kept_record(monkeypatch):
+    cost = importlib.import_module("jaxcollapse.sweeps.cost")
+    plain = PL.make_plan(SP.spec_from_dict(GRID))
+    kept = PL.make_plan(SP.spec_from_dict({**GRID, "keep_traces": True}))
+    # 4 points' traces (8 metrics x 23 chains x 41 generations) are held until the sweep returns
+    assert cost.host_bytes(kept) - cost.host_bytes(plain) >= 4 * 8 * 23 * 41 * 8
+    monkeypatch.setattr(cost, "available_memory", lambda: cost.host_bytes(kept) - 1)
+    cost.check_fits(plain)
+    with pytest.raises(ConfigError, match="keep_traces"):
+        cost.check_fits(kept)

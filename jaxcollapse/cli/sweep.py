@@ -86,7 +86,7 @@ def run_command(args) -> int:
         say(f"shard {shard} of {shards}: {plural(len(share), 'point')} in "
             f"{plural(sum(len(b.tasks) for b in mine.buckets), 'call group')} of "
             f"{plural(len(mine.buckets), 'bucket')}")
-    check_fits(plan)
+    check_fits(mine)
     if args.dry_run:
         if share:
             say(estimate(mine).describe())

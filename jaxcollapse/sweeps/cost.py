@@ -30,20 +30,30 @@ class Estimate:
                 f"{self.device_bytes / 2**20:.0f} MiB, host memory {self.host_bytes / 2**20:.0f} MiB")
 
 
+def record_bytes(spec, config) -> int:
+    """Host bytes of one finished point's record, held until the sweep returns: per-chain collapse times and
+    tokens, each metric at the last generation, the per-generation statistics, and the final models
+    (``keep_final``) and every chain's traces (``keep_traces``) when kept."""
+    g1 = spec.generations + 1
+    n = spec.chains * (8 + 2 * 8 * config.contexts) + 8 * spec.chains * 8 + 6 * 8 * g1 * 8
+    if spec.keep_final:
+        n += spec.chains * config.contexts * config.vocab * 8
+    if spec.keep_traces:
+        n += 8 * spec.chains * g1 * 8
+    return n
+
+
 def host_bytes(plan: Plan) -> int:
-    """Host bytes held for one call group at a time (metric blocks of a chunk, per-chain arrays, final models)."""
+    """Host bytes of a sweep at its peak: the records of every point of the plan's share (kept until the sweep
+    returns) plus the largest call group's working arrays (metric blocks of a chunk, per-chain arrays)."""
     spec = plan.spec
-    most = 0
+    most = held = 0
     for b in plan.buckets:
-        c = b.config
-        per_point = spec.chains * (8 * 8 + 3 * 8 * c.contexts) + 8 * 8 * 6 * (spec.generations + 1)
-        if spec.keep_final:
-            per_point += spec.chains * c.contexts * c.vocab * 8
-        if spec.keep_traces:
-            per_point += spec.chains * 8 * (spec.generations + 1) * 8
+        per_point = record_bytes(spec, b.config)
+        held += per_point * sum(len(t) for t in b.tasks)
         block = b.chunk * (spec.generations + 1) * 8 * 8 * 2
         most = max(most, b.group * (per_point + block))
-    return most
+    return held + most
 
 
 def estimate(plan: Plan, hosts: int = 1, devices=None) -> Estimate:
@@ -81,4 +91,5 @@ def check_fits(plan: Plan, est: Estimate | None = None, devices=None) -> None:
     avail = available_memory()
     if avail is not None and host > avail:
         raise ConfigError(f"this sweep needs about {host / 2**20:.0f} MiB of host memory at once, "
-                          f"{avail / 2**20:.0f} MiB are available; lower chains or turn keep_final off")
+                          f"{avail / 2**20:.0f} MiB are available; lower chains, turn keep_final or keep_traces off, or "
+                          "split it into shards (--shard I/N)")
