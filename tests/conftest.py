@@ -89,13 +89,17 @@ def collected(request):
 def pytest_configure(config):
     """One persistent JAX compilation cache for the session, shared by the xdist workers and the subprocesses
     the tests start (they inherit the environment), removed at the end; kept as it is when the caller set
-    ``JAX_COMPILATION_CACHE_DIR``. Programs that compile in over a second (JAX's default threshold) are stored."""
+    ``JAX_COMPILATION_CACHE_DIR``. Every compiled program is stored."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or hasattr(config, "workerinput"):
         return
     path = tempfile.mkdtemp(prefix="jaxcollapse-tests-jax-cache-")
     config.stash[CACHE] = path
     os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    # every program, however fast it compiles: the subprocesses, notebook kernels and doc blocks recompile
+    # the same small programs otherwise
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def pytest_unconfigure(config):
