@@ -13,7 +13,7 @@ import io
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..core.metrics import METRICS
 from .host import estimator_text, plural
@@ -69,7 +69,7 @@ class Moments:
         n = self.n + self.inf
         with np.errstate(invalid="ignore", divide="ignore"):
             sd = np.where(self.n > 1, np.sqrt(self.m2 / np.maximum(self.n - 1, 1)), np.nan)
-            t = stats.t.ppf(0.5 + level / 2, np.maximum(self.n - 1, 1))
+            t = special.stdtrit(np.maximum(self.n - 1, 1), 0.5 + level / 2)   # Student's t quantile
             half = np.where(self.n > 1, t * sd / np.sqrt(np.maximum(self.n, 1)), np.nan)
         mean = self.mean.copy()
         inf = self.inf > 0
