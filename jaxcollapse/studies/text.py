@@ -237,6 +237,7 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
     chains = _chains(64, scale)
     p = zipf(600, 1.1, 52)
     rows, headline = [], {"chains": chains, "n": n, "generations": generations, "variants": {}}
+    at_zero = []                                           # variants whose missing mass stays 0: drawn on one line
     fig = Figure(figsize=(10, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
     for i, (label, estimator, opts) in enumerate(TRAINING_VARIANTS):
@@ -268,8 +269,13 @@ def training_study(out: pathlib.Path, *, scale: float = 1.0, seed: int = 0, prog
         headline["variants"][label] = entry
         mean, lo, hi = _ci(r.traces["missing_mass"])
         axes[0].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=label)
+        if not np.any(mean > 0):
+            at_zero.append(label)
         mean, lo, hi = _ci(r.traces["l1_initial"])
         axes[1].plot(mean, color=f"C{i % 10}", ls="-" if i < 10 else "--")
+    if len(at_zero) > 1:
+        axes[0].text(0.98, 0.06, f"{len(at_zero)} variants stay at 0 (overlaid)", transform=axes[0].transAxes,
+                     ha="right", va="bottom", fontsize=8)
     axes[0].set_ylabel("missing mass (p⁽⁰⁾ mass of the tokens ≤ floor)")
     axes[0].set_title("missing mass (mean over chains)", fontsize=9)
     axes[1].set_ylabel("‖p − p⁽⁰⁾‖₁")
