@@ -333,11 +333,13 @@ def rank_frequency_figure(models: dict, truth=None, weights=None, *, generations
     gens = pick_generations([g for g in models if g > 0] or list(models), generations)
     chosen = {g: models[g] for g in gens}
     if ax is None:
-        fig = new_figure(7.6, 4.0)
+        fig = new_figure(7.6, 4.6)
         ax = fig.subplots()
-        rank_frequency_panel(ax, chosen, truth, weights, legend="outside")
-        ax.set_title("rank–frequency: the tail of the truth is lost over generations" + (f"\n{title}" if title
-                                                                                          else ""), fontsize=9)
+        rank_frequency_panel(ax, chosen, truth, weights, legend=False)
+        ax.set_title("rank–frequency: the tail of the truth is lost over generations", fontsize=9)
+        if title:
+            fig.suptitle(title, fontsize=9)
+        legend_below(fig, ncol=2, fontsize=7)
         return fig
     rank_frequency_panel(ax, chosen, truth, weights)
     return ax.figure
