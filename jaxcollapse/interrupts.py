@@ -89,8 +89,10 @@ def _in_jax(frame) -> bool:
 @contextlib.contextmanager
 def handling(hard_exit: bool):
     """Install the handler for the block (main thread only; elsewhere a no-op). ``hard_exit``: a second
-    interrupt ends the process (for the command's own process, not for a caller's)."""
-    if threading.current_thread() is not threading.main_thread():
+    interrupt ends the process (for the command's own process, not for a caller's). An interrupt the process
+    was started ignoring (``nohup jaxcollapse run ... &``) stays ignored."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)

@@ -261,7 +261,16 @@ def test_a_very_long_run_is_warned_about_off_a_terminal(tmp_path, capsys, monkey
 # interrupts
 
 
-def test_an_interrupt_while_writing_leaves_no_file_and_no_manifest(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def sigint():
+    """SIGINT handled by Python's default handler during the test, and so by default in the processes it starts
+    (a test run launched in the background inherits SIGINT ignored); the previous handler afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_an_interrupt_while_writing_leaves_no_file_and_no_manifest(sigint, tmp_path, capsys, monkeypatch):
     real = np.savez_compressed
 
     def interrupted(f, **arrays):
@@ -277,7 +286,16 @@ def test_an_interrupt_while_writing_leaves_no_file_and_no_manifest(tmp_path, cap
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_an_interrupt_inside_jax_waits_for_the_next_safe_point():
+def test_an_ignored_interrupt_stays_ignored(sigint):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interrupts.handling(hard_exit=False):
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        assert not interrupts.pending()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_an_interrupt_inside_jax_waits_for_the_next_safe_point(sigint):
     with interrupts.handling(hard_exit=False):
         with pytest.raises(KeyboardInterrupt):
             with interrupts.deferred():
@@ -319,7 +337,7 @@ def _interrupted(proc, out):
 
 
 @pytest.mark.slow
-def test_interrupt_at_start_up(tmp_path):
+def test_interrupt_at_start_up(sigint, tmp_path):
     fifo = tmp_path / "settings.toml"
     os.mkfifo(fifo)
     out = tmp_path / "o"
@@ -342,7 +360,7 @@ def test_interrupt_at_start_up(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage, words", [("compilation", "(compiling)"), ("run", "chain-generations (")])
-def test_interrupt_during_compilation_and_run(stage, words, tmp_path):
+def test_interrupt_during_compilation_and_run(sigint, stage, words, tmp_path):
     out = tmp_path / "o"
     proc = _start(out)
     _wait_for(proc, words)
