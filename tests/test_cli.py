@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -580,6 +581,7 @@ HEAVY = ("jax", "jaxlib", "optax", "matplotlib", "scipy")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELP_THEN_CHECK = """
 import sys
+import time
 from jaxcollapse.cli import main
 try:
     code = main(sys.argv[1:])
@@ -795,7 +797,21 @@ def test_wheel_ships_license_type_marker_and_examples(tmp_path):
 # batch jobs: progress lines, --quiet, the cgroup memory limit
 
 
-def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
+@pytest.fixture
+def slow_reports(monkeypatch):
+    """Each progress report takes 50 ms, so that a run from the compilation cache lasts past the first line."""
+    from jaxcollapse.cli.progress import Lines
+
+    report = Lines.__call__
+
+    def slow(self, *args, **kwargs):
+        report(self, *args, **kwargs)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(Lines, "__call__", slow)
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, slow_reports):
     code, _, err = run_cli(capsys, "run", *SMALL, "--no-plots", "--out", str(tmp_path / "o"), "--progress-every",
                            "0.02")
     assert code == 0
@@ -808,7 +824,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
     assert code == 0 and err == ""
 
 
-def test_sweep_plan_and_reproduce_print_progress_lines(tmp_path, capsys, monkeypatch):
+def test_sweep_plan_and_reproduce_print_progress_lines(tmp_path, capsys, monkeypatch, slow_reports):
     spec = tmp_path / "tiny.toml"
     spec.write_text('chains = 4\ngenerations = 3\ninitial = "zipf"\nvocab = 20\nsupport = 10\n'
                     '[[grid]]\nregime = ["fresh_real"]\nsize = [4, 5]\nfraction = [0.5, 1.0]\n')
@@ -823,8 +839,6 @@ def test_sweep_plan_and_reproduce_print_progress_lines(tmp_path, capsys, monkeyp
     code, _, err = run_cli(capsys, "plan", "--vocab", "20", "--support", "10", "-n", "20", "--generations", "10",
                            "--pilot-chains", "60", "--half-width", "0.01", "--progress-every", "0.01", "--quiet")
     assert code == 0 and err == ""
-    import time
-
     from jaxcollapse.studies import paper
 
     def figure(out, *, scale, seed, progress):
