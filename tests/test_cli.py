@@ -53,7 +53,7 @@ def read_csv(path):
 def base_run(tmp_path_factory):
     """One small default-regime run made with flags (shared by the read-back tests)."""
     out = tmp_path_factory.mktemp("runs") / "base"
-    code = cli.main(["run", *SMALL, "--out", str(out), "--quiet"])
+    code = cli.main(["run", *SMALL, "--out", str(out), "--quiet", "--pdf"])
     assert code == 0
     return out
 
@@ -330,7 +330,7 @@ def test_plot_redraws_from_files(base_run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(base_run, copy)
     shutil.rmtree(copy / "plots")
-    code, out, err = run_cli(capsys, "plot", str(copy), "--format", "png")
+    code, out, err = run_cli(capsys, "plot", str(copy))             # PNG only unless --format says more
     assert code == 0, err
     for name in ("traces.png", "collapse.png"):
         data = (copy / "plots" / name).read_bytes()

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Redraw the figures of a finished run from its saved files into DIR/plots "
                           "(traces, collapse, contexts for several contexts, simplex for 3-token vocabularies).")
     plot.add_argument("dir", metavar="DIR", help="run directory")
-    plot.add_argument("--format", default="png,pdf", help="comma-separated formats (default: png,pdf)")
+    plot.add_argument("--format", default="png", help="comma-separated formats: png, pdf, svg (default: png)")
     plot.add_argument("--quiet", "-q", action="store_true", help="do not list the files written")
     sub.add_parser("bench", help="benchmarks (jaxcollapse.bench; arguments passed on)", add_help=False)
     for name, (module, help_) in COMMANDS.items():

@@ -148,6 +148,7 @@ OPTIONS = (
     Opt("overwrite", ("--overwrite",), "bool", False, "replace the run already in --out (default: off)", "output"),
     Opt("plots", ("--plots",), "bool", True, "draw the figures into DIR/plots (default: on; --no-plots)",
         "output"),
+    Opt("pdf", ("--pdf",), "bool", False, "also write each figure as PDF (default: off: PNG only)", "output"),
     Opt("quiet", ("--quiet", "-q"), "bool", False,
         "print only where the results are; no progress bar or progress lines (default: off)", "output"),
     # trained estimators and autoregressive generation (jaxcollapse.trained, jaxcollapse.autoregressive)

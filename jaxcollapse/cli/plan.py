@@ -25,7 +25,7 @@ from .progress import add_progress_arguments, every_seconds, reporter
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 
 #: Settings of ``run`` that make no sense for a pilot.
-_SKIP = {"chains", "out", "overwrite", "quiet", "plots", "traces", "final", "per_context"}
+_SKIP = {"chains", "out", "overwrite", "quiet", "plots", "pdf", "traces", "final", "per_context"}
 PILOT_CHAINS = 200
 
 

@@ -250,7 +250,7 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
         from ..io.rundir import add_to_manifest, load_run
 
         try:
-            plot_files = plot_run(load_run(out))
+            plot_files = plot_run(load_run(out), formats=("png", "pdf") if res["pdf"] else ("png",))
             add_to_manifest(out, plots=[os.path.relpath(p, out) for p in plot_files])
         except Exception as e:  # the results are complete: a figure that fails is a warning, not a failed run
             plot_files = []

@@ -137,7 +137,8 @@ def resolve(flags: dict, config_path: str | None) -> RunSettings:
                generations=_get(cfg, "generations"), seed=seed, sampler=_get(cfg, "sampler"),
                chunk_size=cfg.get("chunk_size"), memory=_get(cfg, "memory"),
                per_context=cfg.get("per_context", corpus is not None),
-               traces=_get(cfg, "traces"), final=cfg.get("final"), plots=_get(cfg, "plots"))
+               traces=_get(cfg, "traces"), final=cfg.get("final"), plots=_get(cfg, "plots"),
+               pdf=_get(cfg, "pdf"))
     res["devices"] = _devices_setting(cfg.get("devices"))
     c, v = study.initial.probs.shape
     keep_final = res["final"] if res["final"] is not None else res["chains"] * c * v * 8 <= 1 << 29

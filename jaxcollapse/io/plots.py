@@ -34,7 +34,7 @@ from .draw import (FAINT_CHAINS, Figure, legend_below, metric_panel, models_by_g
                    text_panel)
 from .rundir import PLOTS, Run, atomic_file, load_run
 
-FORMATS = ("png", "pdf")
+FORMATS = ("png",)
 
 
 def _figure(*args, **kwargs):
