@@ -17,6 +17,7 @@ ray = pytest.importorskip("ray")
 import jaxcollapse as jc  # noqa: E402
 from jaxcollapse import cli  # noqa: E402
 from jaxcollapse.errors import ConfigError  # noqa: E402
+from test_sweep import BASE  # noqa: E402
 
 SP = importlib.import_module("jaxcollapse.sweeps.spec")
 PL = importlib.import_module("jaxcollapse.sweeps.plan")
@@ -25,8 +26,7 @@ ST = importlib.import_module("jaxcollapse.sweeps.store")
 RE = importlib.import_module("jaxcollapse.sweeps.ray_engine")
 
 # the shapes of tests/test_sweep.py (one compilation, shared through the session's compilation cache)
-SPEC = {"chains": 23, "generations": 40, "seed": 3, "vocab": 40, "support": 20, "points_per_call": 1,
-        "buckets": 1, "grid": {"regime": ["fully_synthetic"], "size": [3, 5, 7, 9, 11, 14]}}
+SPEC = {**BASE, "grid": {"regime": ["fully_synthetic"], "size": [3, 5, 7, 9, 11, 14]}}
 
 
 @pytest.fixture(scope="module")
