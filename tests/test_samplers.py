@@ -240,6 +240,29 @@ def test_threefry_matches_jax():
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours, ref))
 
 
+@pytest.mark.parametrize("shape", [(1,), (7,), (1000,), (3, 17)])
+def test_rng_streams_equal_jax_random(x64, shape):
+    """The kernels' bits and uniforms are jax.random's own values, alone, under jit and under vmap."""
+    from jaxcollapse.core import rng
+    key = jax.random.fold_in(jax.random.key(12345), 9)
+    assert np.array_equal(np.asarray(rng.bits(key, shape)), np.asarray(jax.random.bits(key, shape, jnp.uint32)))
+    assert np.array_equal(np.asarray(jax.jit(lambda k: rng.uniform(k, shape))(key)),
+                          np.asarray(jax.random.uniform(key, shape, jnp.float64)))
+    keys = jax.random.split(key, 5)
+    ours = jax.jit(jax.vmap(lambda k: (rng.bits(k, shape), rng.uniform(k, shape))))(keys)
+    ref = jax.vmap(lambda k: (jax.random.bits(k, shape, jnp.uint32), jax.random.uniform(k, shape, jnp.float64)))(keys)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours, ref))
+    raw = jax.random.key_data(key)
+    assert np.array_equal(np.asarray(rng.uniform(raw, shape)), np.asarray(jax.random.uniform(key, shape, jnp.float64)))
+
+
+def test_rng_other_generators_fall_back_to_jax_random(x64):
+    from jaxcollapse.core import rng
+    key = jax.random.key(3, impl="rbg")
+    assert np.array_equal(np.asarray(rng.uniform(key, (64,))), np.asarray(jax.random.uniform(key, (64,), jnp.float64)))
+    assert np.array_equal(np.asarray(rng.bits(key, (64,))), np.asarray(jax.random.bits(key, (64,), jnp.uint32)))
+
+
 def test_binomial_tree_marginals_uneven_tree(x64):
     """V = 1000 (not a power of two: leaves at two depths), Zipf weights with zeros: every token's mean count
     (Bonferroni over the tokens), the pmf of one token's count, exact row sums and no zero-weight draws;

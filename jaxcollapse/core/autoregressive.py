@@ -26,6 +26,7 @@ import numpy as np
 from jax import lax
 
 from ..errors import ConfigError, check_float, check_int
+from . import rng
 
 #: Default tokens per generated text.
 DEFAULT_LENGTH = 64
@@ -140,15 +141,15 @@ def generate(key: jax.Array, probs: jax.Array, start: jax.Array, nxt: jax.Array,
     cdf = jnp.cumsum(probs, axis=1)
     start_cdf = jnp.cumsum(start)
     k0, kt = jax.random.split(key)
-    ctx0 = _search(start_cdf, jax.random.uniform(k0, (sequences,), dtype=jnp.float64))
+    ctx0 = _search(start_cdf, rng.uniform(k0, (sequences,)))
     slot = jnp.arange(sequences) * length
 
     def body(ctx, pos):
         ku, kr = jax.random.split(jax.random.fold_in(kt, pos))
-        tok = _pick(cdf[ctx], jax.random.uniform(ku, (sequences,), dtype=jnp.float64))
+        tok = _pick(cdf[ctx], rng.uniform(ku, (sequences,)))
         counted = (slot + pos) < budget
         new = nxt[ctx, tok]
-        restart = _search(start_cdf, jax.random.uniform(kr, (sequences,), dtype=jnp.float64))
+        restart = _search(start_cdf, rng.uniform(kr, (sequences,)))
         new = jnp.where(new < 0, restart, new)
         return new, jnp.where(counted, ctx * v + tok, c * v)
 
@@ -160,7 +161,7 @@ def generate(key: jax.Array, probs: jax.Array, start: jax.Array, nxt: jax.Array,
 def real_pairs(key: jax.Array, joint_cdf: jax.Array, size, capacity: int, shape) -> jax.Array:
     """``(C, V)`` int64 counts of ``size`` (context, token) pairs drawn from the truth's flattened joint CDF."""
     c, v = shape
-    u = jax.random.uniform(key, (capacity,), dtype=jnp.float64)
+    u = rng.uniform(key, (capacity,))
     idx = _search(joint_cdf, u)
     used = jnp.arange(capacity) < size
     return jnp.zeros(c * v, jnp.int64).at[idx].add(used.astype(jnp.int64)).reshape(c, v)

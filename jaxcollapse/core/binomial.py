@@ -20,6 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import rng
+from .rng import threefry2x32
+
 #: Elements with ``n * min(p, 1 - p)`` below this are drawn by inversion, the others by BTRS.
 INVERSION_MAX_MEAN = 10.0
 #: Elements per sub-block of the binomial sampler's first pass over its list of non-trivial elements, and
@@ -27,27 +30,10 @@ INVERSION_MAX_MEAN = 10.0
 SUB = 1 << 12
 SUB_SMALL = 1 << 9
 _ZERO = np.int32(0)
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 # log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi)/2], k = 0..9 (the Stirling-series tail of BTRS).
 _STIRLING_TAIL = (0.0810614667953272, 0.0413406959554092, 0.0276779256849983, 0.02079067210376509,
                   0.0166446911898211, 0.0138761288230707, 0.0118967099458917, 0.0104112652619720,
                   0.00925546218271273, 0.00833056343336287)
-
-
-def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Threefry-2x32 with 20 rounds (the hash of ``jax.random``'s default generator), unrolled so that XLA
-    fuses it. All arguments uint32, broadcast against each other; returns two uint32 arrays."""
-    ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(0x1BD11BDA))
-    x1 = x1 + ks[0]
-    x2 = x2 + ks[1]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x1 = x1 + x2
-            x2 = (x2 << jnp.uint32(r)) | (x2 >> jnp.uint32(32 - r))
-            x2 = x1 ^ x2
-        x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
-    return x1, x2
 
 
 def _uniform(k1, k2, ids, stream):
@@ -255,7 +241,7 @@ def _binomial_flat(k1, k2, ids, n, p):
 
 def _key_words(key: jax.Array) -> jax.Array:
     """Two uint32 words derived from a PRNG key (any implementation): the keys of the counter hash."""
-    return jax.random.bits(key, (2,), jnp.uint32)
+    return rng.bits(key, (2,))
 
 
 def _flattening_vmap(core):

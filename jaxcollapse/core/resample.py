@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import count, samplers
+from . import count, rng, samplers
 from .count import Config, Params
 from .interface import Kernel
 from .metrics import per_context as per_context_table
@@ -78,9 +78,9 @@ def _pick(key, size, config: Config):
     """Uniform parent offsets in ``[0, size)``, one per element of ``size`` (int64 >= 1, at most ``slots``)."""
     if config.slots <= 1 << 16:
         # 32-bit multiply-shift: each offset has probability within 2^-32 of 1/size.
-        bits = jax.random.bits(key, size.shape, jnp.uint32).astype(jnp.uint64)
+        bits = rng.bits(key, size.shape).astype(jnp.uint64)
         return ((bits * size.astype(jnp.uint64)) >> 32).astype(jnp.int64)
-    u = jax.random.uniform(key, size.shape, dtype=jnp.float64)
+    u = rng.uniform(key, size.shape)
     return jnp.minimum(jnp.floor(u * size).astype(jnp.int64), size - 1)
 
 
@@ -89,7 +89,7 @@ def _fresh_real(key, row, params: Params, config: Config):
     53-bit uniforms)."""
     cdf = jnp.cumsum(jnp.asarray(params.initial, jnp.float64), axis=1)
     total = cdf[row, -1]
-    u = jax.random.uniform(key, row.shape, dtype=jnp.float64)
+    u = rng.uniform(key, row.shape)
     x = jnp.minimum(u * total, jnp.nextafter(total, jnp.zeros_like(total)))
     return samplers._row_search(cdf, row, x).astype(jnp.int32)
 

@@ -22,8 +22,9 @@ Without replacement (the accumulate-subsample regime): :func:`hypergeometric_sub
 items of row ``r``'s pool of int64 item counts ``(rows, vocab)``, by ``"sequential"`` or ``"sort"``
 (:func:`choose_subsampler`).
 
-:func:`binomial`, :func:`threefry2x32` and :data:`INVERSION_MAX_MEAN` are re-exported from
-:mod:`jaxcollapse.core.binomial`.
+:func:`binomial` and :data:`INVERSION_MAX_MEAN` are re-exported from :mod:`jaxcollapse.core.binomial`,
+:func:`threefry2x32` from :mod:`jaxcollapse.core.rng` (whose :func:`~jaxcollapse.core.rng.uniform` gives
+``jax.random.uniform``'s values, computed faster).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import rng
 from .binomial import (INVERSION_MAX_MEAN, _ZERO, _binomial_flat, _flattening_vmap, _key_words,  # noqa: F401
-                       binomial, threefry2x32)
+                       binomial)
+from .rng import threefry2x32  # noqa: F401
 
 SAMPLERS = ("auto", "resample", "tokens", "binomial")
 
@@ -95,7 +98,7 @@ def multinomial_tokens(key: jax.Array, weights: jax.Array, sizes: jax.Array, cap
     cdf = jnp.cumsum(weights, axis=1)
     total = cdf[:, -1]
     row, valid = _token_rows(sizes, capacity)
-    u = jax.random.uniform(key, (capacity,), dtype=jnp.float64)
+    u = rng.uniform(key, (capacity,))
     t = total[row]
     # u * t can round up to t; the largest float below t keeps the draw on a token of positive weight.
     x = jnp.minimum(u * t, jnp.nextafter(t, jnp.zeros_like(t)))
@@ -248,7 +251,7 @@ def hypergeometric_sequential(key: jax.Array, pool: jax.Array, draws: jax.Array)
 
     def body(state):
         t, cdf = state
-        u = jax.random.uniform(jax.random.fold_in(key, t), (rows,), dtype=jnp.float64)
+        u = rng.uniform(jax.random.fold_in(key, t), (rows,))
         left = size - t
         pos = jnp.minimum(jnp.floor(u * left.astype(jnp.float64)).astype(jnp.int64), left - 1)
         tok = jnp.sum(cdf <= pos[:, None], axis=1)
@@ -278,7 +281,7 @@ def hypergeometric_sort(key: jax.Array, pool: jax.Array, draws: jax.Array, capac
     row = jnp.repeat(jnp.arange(rows, dtype=jnp.int64), capacity)
     pos = jnp.tile(slot, rows)
     valid = pos < sizes[row]
-    u = jax.random.uniform(key, (rows * capacity,), dtype=jnp.float64)
+    u = rng.uniform(key, (rows * capacity,))
     u = jnp.where(valid, u, 2.0)
     _, _, pos_sorted = lax.sort((row, u, pos), num_keys=2)
     rank = jnp.tile(slot, rows)

@@ -45,7 +45,7 @@ from jax import lax
 
 from . import autoregressive as _ar
 from . import count as kernel
-from . import samplers
+from . import rng, samplers
 from . import metrics as _metrics
 from ..errors import ConfigError, check_float, check_int
 from .initial import as_initial
@@ -227,7 +227,7 @@ def minibatch(key: jax.Array, counts: jax.Array, size: int) -> jax.Array:
     """``(C, V)`` float64 counts of ``size`` tokens drawn with replacement from the tokens counted in ``counts``."""
     c, v = counts.shape
     cdf = jnp.cumsum(counts.reshape(-1))
-    idx = _ar._search(cdf, jax.random.uniform(key, (size,), dtype=jnp.float64))
+    idx = _ar._search(cdf, rng.uniform(key, (size,)))
     return jnp.zeros(c * v, jnp.float64).at[idx].add(1.0).reshape(c, v)
 
 
