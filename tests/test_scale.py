@@ -37,9 +37,11 @@ ZIPF = jc.zipf(40, 1.1, support=20)
 RESAMPLE_CASES = [
     ("fully, per slot", ZIPF, jc.fully_synthetic(30)),
     ("partially, table", jc.zipf(6, 1.0), jc.partially_synthetic(20, 7)),
+    ("partially, synthetic slots", jc.zipf(12, 1.0), jc.partially_synthetic(20, 7)),
+    ("partially n > N, synthetic slots", jc.zipf(40, 1.1, support=6), jc.partially_synthetic(3, 25)),
     ("fresh real, per slot", ZIPF, jc.fresh_real(25, 0.4)),
     ("accumulate, table", jc.zipf(4, 1.0), jc.accumulate(5, 3)),
-    ("4 contexts, per slot", jc.table(TABLE, np.array([0.4, 0.3, 0.0, 0.3])),
+    ("4 contexts, synthetic slots", jc.table(TABLE, np.array([0.4, 0.3, 0.0, 0.3])),
      jc.partially_synthetic(np.array([5, 9, 3, 7]), np.array([2, 3, 1, 4]))),
     ("4 contexts, table", jc.table(TABLE, np.array([0.4, 0.3, 0.2, 0.1])), jc.fully_synthetic(np.array([30, 12, 3, 20]))),
 ]
@@ -47,12 +49,16 @@ RESAMPLE_CASES = [
 
 @pytest.mark.parametrize("what,initial,regime", RESAMPLE_CASES, ids=[c[0] for c in RESAMPLE_CASES])
 def test_resample_metrics_match_numpy(x64, what, initial, regime):
-    """The resample kernel's metrics (per slot or on the count table, whichever it picks) equal the plain
-    formulas on the chain's model, generation after generation, to the last bits."""
+    """The resample kernel's metrics (per slot, on the count table, or, partially synthetic, from the
+    synthetic slots and sums over ``p^(1)``, whichever it picks) equal the plain formulas on the chain's
+    model, generation after generation, to the last bits."""
     g = 8
     config, params = kernel.build(initial, regime, generations=g, sampler="resample")
     assert config.sampler == "resample"
-    assert (config.slots > config.contexts * config.vocab) == what.endswith("table"), config
+    cells = config.contexts * config.vocab
+    path = ("synthetic slots" if config.kind == "partially_synthetic" and config.draws <= cells
+            else "table" if config.slots > cells else "per slot")
+    assert what.endswith(path), config
     dp = jax.tree.map(jnp.asarray, params)
 
     def chain(k):
@@ -75,6 +81,10 @@ def test_resample_metrics_match_numpy(x64, what, initial, regime):
     lost_seen = bool(np.isinf(want["kl"]).any())
     if regime.kind == "fully_synthetic":
         assert lost_seen
+    dirac = np.asarray(want["max_prob"]) == 1.0
+    assert np.all(np.asarray(info["entropy"])[dirac] == 0.0), what
+    if what.startswith("partially n > N"):
+        assert dirac.any() and lost_seen
 
 
 def test_table_metrics_match_numpy(x64):

@@ -5,7 +5,9 @@ is a uniformly chosen training sample: each new synthetic sample picks a *parent
 ``T`` training samples. The state of a chain is then a flat list of token ids, ``(slots,)`` int32, in which
 context ``r`` owns the slots ``[start_r, start_r + capacity_r)`` and uses the first ``T_r(m)`` of them.
 The cost per generation is O(training samples), independent of the vocabulary; metrics come from the counts
-of each sample's token, gathered per slot (each distinct token weighted by ``1 / count``).
+of each sample's token, gathered per slot (each distinct token weighted by ``1 / count``). In the partially
+synthetic regime they come from the ``n`` synthetic slots alone, added to sums over ``p^(1)``'s fixed ``N``
+real samples taken once.
 
 It serves the fully synthetic, partially synthetic, fresh-real and accumulate regimes without decoding or
 smoothing (``Config.sampler == "resample"``); the count kernel (:mod:`jaxcollapse.core.count`) serves the rest.
@@ -38,6 +40,8 @@ class ResampleState(NamedTuple):
       tokens: ``(slots,)`` int32 training samples of ``p^(m)`` (token ids; slots past a context's size are unused).
       first: ``(contexts * vocab,)`` int32 token counts of ``p^(1)``'s training set (zeros before generation 1).
       first_support: ``(contexts,)`` int32 number of tokens of ``p^(1)`` with positive probability.
+      first_sums: ``(contexts, 11)`` float64 sums over ``p^(1)``'s counts that the partially synthetic
+        metrics start from (:func:`_first_sums`); ``(contexts, 0)`` in the other regimes.
       collapse_time, collapse_token, chain_collapse: as in :class:`jaxcollapse.State`.
     """
 
@@ -45,6 +49,7 @@ class ResampleState(NamedTuple):
     tokens: jax.Array
     first: jax.Array
     first_support: jax.Array
+    first_sums: jax.Array
     collapse_time: jax.Array
     collapse_token: jax.Array
     chain_collapse: jax.Array
@@ -103,6 +108,7 @@ def init(key: jax.Array, params: Params, config: Config) -> ResampleState:
     return ResampleState(
         generation=jnp.int32(0), tokens=jnp.zeros(config.slots, jnp.int32),
         first=jnp.zeros(c * config.vocab, jnp.int32), first_support=jnp.zeros(c, jnp.int32),
+        first_sums=jnp.zeros((c, _FIRST_SUMS if config.kind == "partially_synthetic" else 0), jnp.float64),
         collapse_time=jnp.where(dirac, 0, -1).astype(jnp.int32),
         collapse_token=jnp.where(dirac, jnp.argmax(jnp.asarray(params.initial), axis=1), -1).astype(jnp.int32),
         chain_collapse=jnp.where(whole, 0, -1).astype(jnp.int32))
@@ -122,7 +128,10 @@ def first_step(key: jax.Array, state: ResampleState, params: Params, config: Con
     tokens = _fresh_real(key, row, params, config)  # one per slot; slots past ``first`` are unused
     counts, *_ = _counts(tokens, params.first, params, config)
     support = jnp.sum(counts.reshape(config.contexts, config.vocab) > 0, axis=1).astype(jnp.int32)
-    return _advance(state._replace(first=counts, first_support=support), tokens, params, config)
+    state = state._replace(first=counts, first_support=support)
+    if config.kind == "partially_synthetic":
+        state = state._replace(first_sums=_first_sums(counts, params, config))
+    return _advance(state, tokens, params, config)
 
 
 def next_step(key: jax.Array, state: ResampleState, params: Params, config: Config) -> ResampleState:
@@ -186,6 +195,12 @@ def _slot_counts(state: ResampleState, size, params: Params, config: Config):
     return counts[flat], state.first[flat], row, valid, flat
 
 
+def _log_counts(config: Config):
+    """``log max(k, 1)`` for ``k = 0..slots``, float64: the log of a count is looked up (a float64 log costs about
+    ten lookups). The barrier keeps XLA from fusing the logs into each lookup, one log per element again."""
+    return jax.lax.optimization_barrier(jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+
+
 def _sums(terms, maxima, row, config: Config):
     """Per-context sums of ``terms`` and maxima of ``maxima`` (``(slots,)`` each) in one pass over the slots."""
     if config.contexts == 1:
@@ -217,8 +232,7 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     p = c / t
     q0 = p0.reshape(-1)[flat]
     q1 = first_count.astype(jnp.float64) / params.first.astype(jnp.float64)[row]
-    log_count = jax.lax.optimization_barrier(
-        jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+    log_count = _log_counts(config)
     log_p = log_count.at[count].get(mode="promise_in_bounds") - jnp.log(size.astype(jnp.float64))[row]
     # Materialise the gathered values once: fused into each sum below, XLA would redo the gathers per metric.
     share, p, q0, q1, log_p = jax.lax.optimization_barrier((share, p, q0, q1, log_p))
@@ -246,6 +260,91 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     }
 
 
+#: Columns of :func:`_first_sums`.
+_FIRST_SUMS = 11
+
+
+def _first_sums(counts, params: Params, config: Config):
+    """``(C, 11)`` float64 sums over ``p^(1)``'s counts ``f`` (``(C * V,)`` int32), ``N`` = ``params.first``,
+    ``T = N + n``: ``sum f^2``, ``max f``, ``sum f (log T - log f)``, ``#{f > 0}``, ``sum_{f = 0} p0``,
+    ``#{f = 0 < p0}``, ``sum_{f > 0} p0 log f``, ``sum |f/N - p0|``, ``sum |f/T - p0|``, ``sum |f/T - f/N|``,
+    ``sum f (log N - log f)``. Logs are those of :func:`_log_counts`, as in :func:`_partial_per_context`, so a
+    Dirac mass has entropy exactly 0."""
+    f = counts.reshape(config.contexts, config.vocab).astype(jnp.float64)
+    p0 = jnp.asarray(params.initial, jnp.float64)
+    big_n = params.first.astype(jnp.float64)[:, None]
+    t = (params.first + params.synthetic).astype(jnp.float64)[:, None]
+    pos, pos0 = f > 0, p0 > 0
+    log_count = _log_counts(config)
+    log_f = log_count[counts.reshape(config.contexts, config.vocab)]
+    log_n = log_count[params.first][:, None]
+    log_t = log_count[params.first + params.synthetic][:, None]
+    cols = (f * f, f, f * (log_t - log_f), pos, jnp.where(pos, 0.0, p0), ~pos & pos0, jnp.where(pos0, p0 * log_f, 0.0),
+            jnp.abs(f / big_n - p0), jnp.abs(f / t - p0), jnp.abs(f / t - f / big_n), f * (log_n - log_f))
+    return jnp.stack([jnp.max(x, axis=1) if i == 1 else jnp.sum(x.astype(jnp.float64), axis=1)
+                      for i, x in enumerate(cols)], axis=1)
+
+
+def _partial_per_context(state: ResampleState, params: Params, config: Config) -> dict:
+    """Every metric of :data:`jaxcollapse.METRICS` per context ``(C,)`` in the partially synthetic regime, from
+    the ``n`` synthetic slots alone.
+
+    ``p^(m)``'s counts are ``f + s``: ``f`` those of the ``N`` real samples (``p^(1)``, fixed), ``s`` those of the
+    synthetic samples. A sum over the vocabulary is ``p^(1)``'s sum (:func:`_first_sums`, taken once) plus, for
+    each token a synthetic sample hit, the change from ``f`` to ``f + s``, each synthetic slot weighted by
+    ``1 / s`` of its token. Cost O(n) per generation instead of O(V) or O(N + n)."""
+    m = state.generation
+    vocab = config.vocab
+    _, _, start = _layout(params, config)
+    n = params.synthetic
+    ends = jnp.cumsum(n)
+    slot = jnp.arange(config.draws, dtype=jnp.int64)
+    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
+    flat = row * vocab + state.tokens[start[row] + params.real[row] + slot - (ends - n)[row]]
+    valid = jnp.broadcast_to(m >= 2, slot.shape)
+    add = valid.astype(jnp.int32)
+    if config.slots < _PACK_LIMIT:
+        both = (state.first << 16).at[flat].add(add, mode="promise_in_bounds").at[flat].get(mode="promise_in_bounds")
+        s, f = both & 0xFFFF, both >> 16
+    else:
+        s = jnp.zeros(config.contexts * vocab, jnp.int32).at[flat].add(add)[flat]
+        f = state.first[flat]
+    size = size_at(m, params, config).astype(jnp.float64)
+    t, big_n = size[row], params.first.astype(jnp.float64)[row]
+    log_count = _log_counts(config)
+    log_c = log_count.at[f + s].get(mode="promise_in_bounds")
+    log_f = log_count.at[f].get(mode="promise_in_bounds")
+    sf, ff = s.astype(jnp.float64), f.astype(jnp.float64)
+    c = ff + sf
+    q0 = jnp.asarray(params.initial, jnp.float64).reshape(-1)[flat]
+    share = 1.0 / jnp.maximum(sf, 1.0)
+    share, c, q0, log_c, log_f = jax.lax.optimization_barrier((share, c, q0, log_c, log_f))
+    unseen = f == 0
+    log_t = log_count[size_at(m, params, config)][row]
+    terms = [sf * (2.0 * ff + sf), c * (log_t - log_c) - ff * (log_t - log_f), jnp.where(unseen, 1.0, 0.0),
+             jnp.where(unseen & (q0 > 0), 1.0, 0.0), jnp.where(unseen, q0, 0.0),
+             jnp.where(q0 > 0, q0 * (log_c - log_f), 0.0),
+             jnp.abs(c / t - q0) - jnp.abs(ff / t - q0), jnp.abs(c / t - ff / big_n) - jnp.abs(ff / t - ff / big_n)]
+    terms = [jnp.where(valid, share * x, 0.0) for x in terms]
+    d_sq, d_entropy, new, new0, d_missing, d_cross, d_l1_0, d_l1_1, max_c = _sums(
+        terms, [jnp.where(valid, c, 0.0)], row, config)
+    k = state.first_sums.T
+    p0 = jnp.asarray(params.initial, jnp.float64)
+    h0 = jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
+    lost = k[5] - jnp.round(new0) > 0
+    first = m == 1
+    return {
+        "collision": (k[0] + d_sq) / (size * size),
+        "max_prob": jnp.maximum(k[1], max_c) / size,
+        "l1_initial": jnp.where(first, k[7], jnp.maximum(k[8] + d_l1_0, 0.0)),
+        "l1_first": jnp.where(first, 0.0, jnp.maximum(k[9] + d_l1_1, 0.0)),
+        "entropy": jnp.maximum(jnp.where(first, k[10], k[2] + d_entropy), 0.0) / size,
+        "support": k[3] + jnp.round(new),
+        "missing_mass": jnp.where(lost, jnp.maximum(k[4] - d_missing, 0.0), 0.0),
+        "kl": jnp.where(lost, jnp.inf, jnp.maximum(h0 - (k[6] + d_cross - jnp.log(size) * jnp.sum(p0, axis=1)), 0.0)),
+    }
+
+
 def _table_counts(state: ResampleState, params: Params, config: Config):
     """``(C * V,)`` int32 token counts of ``p^(m)``'s training list.
 
@@ -268,9 +367,12 @@ def measure(state: ResampleState, params: Params, config: Config, per_context: b
     """Context-weighted metrics of ``p^(m)`` (``m >= 1``); with ``per_context`` also ``"<name>/context"``.
 
     With more training samples than table cells, the metrics are taken on the ``(C, V)`` count table instead
-    of per sample (the same values, fewer operations).
+    of per sample (the same values, fewer operations); partially synthetic with at most as many synthetic
+    samples as cells, from the synthetic samples (:func:`_partial_per_context`).
     """
-    if config.slots > config.contexts * config.vocab:
+    if config.kind == "partially_synthetic" and config.draws <= config.contexts * config.vocab:
+        values = _partial_per_context(state, params, config)
+    elif config.slots > config.contexts * config.vocab:
         size = size_at(state.generation, params, config)
         counts = _table_counts(state, params, config).reshape(config.contexts, config.vocab)
         t = size.astype(jnp.float64)[:, None]
@@ -279,8 +381,7 @@ def measure(state: ResampleState, params: Params, config: Config, per_context: b
                  / params.first.astype(jnp.float64)[:, None])
         # log p = log count - log size, the log of each count looked up (a float64 log per cell costs 10x a
         # lookup); the barrier keeps XLA from fusing the table's logs into the lookup, one log per cell again.
-        log_count = jax.lax.optimization_barrier(
-            jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
+        log_count = _log_counts(config)
         log_p = log_count.at[counts].get(mode="promise_in_bounds") - jnp.log(t)
         values = per_context_table(p, jnp.asarray(params.initial, jnp.float64), first, log_p)
     else:
