@@ -289,6 +289,22 @@ def test_resample_ngram_per_context():
     assert np.allclose(r.final.sum(axis=2), 1)
 
 
+@pytest.mark.parametrize("sampler", ["resample", "tokens"])
+def test_partially_synthetic_collapse_records_follow_the_models(sampler):
+    """A context's collapse record is the first generation its model is a Dirac mass. The resample kernel
+    decides it from the synthetic samples and p^(1)'s support alone; both samplers agree with the traced
+    models."""
+    table = np.array([[0.5, 0.5, 0.0], [0.9, 0.05, 0.05]])
+    r = jc.simulate(3, jc.table(table, np.array([0.5, 0.5])),
+                    jc.partially_synthetic(np.array([2, 3]), np.array([4, 1])), chains=300, generations=25,
+                    per_context=True, sampler=sampler)
+    dirac = r.context_traces["max_prob"] == 1.0                                  # (chains, generations + 1, C)
+    first = np.where(dirac.any(axis=1), dirac.argmax(axis=1), -1)
+    assert np.array_equal(r.context_collapse_time, first)
+    # The real samples stay: a context collapses at generation 1, when they are all one token, or never.
+    assert 50 < (first >= 0).sum() < 550 and set(first[first >= 0].tolist()) == {1}
+
+
 def test_random_history_weighs_every_earlier_model_equally_under_decoding(x64):
     """With top_k = 1, p^(1) decodes to a point mass on its top token a; generation 2 then draws from
     (p^(0) + δ_a) / 2, so E[p^(2)_a] = E[(p0_a + 1) / 2] whatever p^(1)'s own top probability is."""

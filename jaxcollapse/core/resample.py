@@ -153,6 +153,10 @@ def next_step(key: jax.Array, state: ResampleState, params: Params, config: Conf
     if config.kind == "fresh_real":
         values = jnp.where(is_fresh, _fresh_real(k_real, row, params, config), values)
     tokens = state.tokens.at[target].set(values, unique_indices=True)
+    if config.kind == "partially_synthetic":
+        # The N real samples are p^(1)'s: all one token iff p^(1) has support 1; only the n synthetic ones move.
+        row, target = _synthetic_slots(params, config)
+        return _advance(state, tokens, params, config, (row, tokens[target], state.first_support == 1))
     return _advance(state, tokens, params, config)
 
 
@@ -161,18 +165,25 @@ def size_at(m, params: Params, config: Config):
     return jnp.where(m == 1, params.first, _regions(jnp.maximum(m, 2), params, config)[2])
 
 
-def _advance(state, tokens, params, config):
+def _advance(state, tokens, params, config, moved=None):
+    """``state`` at the next generation with ``tokens``, its collapse records updated. ``moved``, if given, is
+    ``(row, tokens, single)``: the only slots that can differ from the context's first one are these, and
+    ``single`` ``(C,)`` says whether all the others equal it."""
     m = state.generation + 1
     new = state._replace(generation=m, tokens=tokens)
     row, offset, start = _layout(params, config)
     head = tokens[jnp.clip(start, 0, config.slots - 1)]
-    valid = offset < size_at(m, params, config)[row]
-    other = valid & (tokens != head[row])
+    if moved is None:
+        other = (offset < size_at(m, params, config)[row]) & (tokens != head[row])
+        single = True
+    else:
+        row, moved_tokens, single = moved
+        other = moved_tokens != head[row]
     if config.contexts == 1:
         dirac = ~jnp.any(other)[None]
     else:
         dirac = jnp.zeros(config.contexts, jnp.int32).at[row].add(other.astype(jnp.int32)) == 0
-    return record_collapse(new, dirac, head, params.weights)
+    return record_collapse(new, dirac & single, head, params.weights)
 
 
 #: Largest training list whose per-slot counts and first-model counts are packed into one int32 (16 bits each).
@@ -295,13 +306,11 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     ``1 / s`` of its token. Cost O(n) per generation instead of O(V) or O(N + n)."""
     m = state.generation
     vocab = config.vocab
-    _, _, start = _layout(params, config)
-    n = params.synthetic
-    ends = jnp.cumsum(n)
-    slot = jnp.arange(config.draws, dtype=jnp.int64)
-    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
-    flat = row * vocab + state.tokens[start[row] + params.real[row] + slot - (ends - n)[row]]
-    valid = jnp.broadcast_to(m >= 2, slot.shape)
+    row, target = _synthetic_slots(params, config)
+    flat = row * vocab + state.tokens[target]
+    # At generation 1 (a constant inside the first program) XLA would otherwise fold every sum below at
+    # compile time, slowly.
+    valid = jax.lax.optimization_barrier(jnp.broadcast_to(m >= 2, target.shape))
     add = valid.astype(jnp.int32)
     if config.slots < _PACK_LIMIT:
         both = (state.first << 16).at[flat].add(add, mode="promise_in_bounds").at[flat].get(mode="promise_in_bounds")
@@ -345,6 +354,17 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     }
 
 
+def _synthetic_slots(params: Params, config: Config):
+    """Partially synthetic lists: the row and the slot of each of the ``draws`` synthetic samples, ``(draws,)``
+    int64 each (context ``r``'s ``n_r`` of them follow its ``N_r`` real samples)."""
+    _, _, start = _layout(params, config)
+    n = params.synthetic
+    ends = jnp.cumsum(n)
+    slot = jnp.arange(config.draws, dtype=jnp.int64)
+    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
+    return row, start[row] + params.real[row] + slot - (ends - n)[row]
+
+
 def _table_counts(state: ResampleState, params: Params, config: Config):
     """``(C * V,)`` int32 token counts of ``p^(m)``'s training list.
 
@@ -353,12 +373,7 @@ def _table_counts(state: ResampleState, params: Params, config: Config):
     size = size_at(state.generation, params, config)
     if config.kind != "partially_synthetic":
         return _counts(state.tokens, size, params, config)[0]
-    _, _, start = _layout(params, config)
-    n = params.synthetic
-    ends = jnp.cumsum(n)
-    slot = jnp.arange(config.draws, dtype=jnp.int64)
-    row = jnp.clip(jnp.searchsorted(ends, slot, side="right"), 0, config.contexts - 1)
-    target = start[row] + params.real[row] + slot - (ends - n)[row]
+    row, target = _synthetic_slots(params, config)
     add = (state.generation >= 2).astype(jnp.int32)
     return state.first.at[row * config.vocab + state.tokens[target]].add(add)
 
