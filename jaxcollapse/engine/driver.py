@@ -14,7 +14,8 @@ record; :func:`run` takes the job over the chains with global indices ``ids``:
 - generations run in segments of one compiled ``lax.scan``; the next segment is dispatched before the
   previous one's metrics are fetched (one transfer of the whole info tree) and handed to the caller's sink;
 - a kernel whose collapsed chains stay fixed (``Kernel.freezes``) skips a chunk's generations once every chain
-  of it has collapsed: a ``lax.cond`` on one predicate per device, also under the points ``vmap`` of a sweep.
+  of it has collapsed: a ``lax.cond`` on one predicate per device and block of :data:`FREEZE_BLOCK` generations,
+  also under the points ``vmap`` of a sweep.
 """
 
 from __future__ import annotations
@@ -51,10 +52,22 @@ class Job(NamedTuple):
     models: bool = False
 
 
+#: Generations between two checks whether every chain of a chunk is frozen (:func:`segment`): a ``lax.cond``
+#: per generation cost about 0.3 ms on a 2-core CPU whatever the chunk (W1: 1.3 ms per generation against 1.0).
+FREEZE_BLOCK = 8
+
+
 def segment_length(generations: int, segments: int = 20) -> int:
-    """Generations per compiled segment after generation 1 (the caller hears of progress between segments)."""
+    """Generations per compiled segment after generation 1 (the caller hears of progress between segments):
+    about ``(generations - 1) / segments``, rounded up to a multiple of :data:`FREEZE_BLOCK` when larger."""
     rest = generations - 1
-    return max(1, math.ceil(rest / max(1, min(rest, segments))))
+    length = max(1, math.ceil(rest / max(1, min(rest, segments))))
+    return length if length <= FREEZE_BLOCK else -(-length // FREEZE_BLOCK) * FREEZE_BLOCK
+
+
+def _block(length: int) -> int:
+    """The largest divisor of ``length`` up to :data:`FREEZE_BLOCK`."""
+    return max(d for d in range(1, min(length, FREEZE_BLOCK) + 1) if length % d == 0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,22 +146,31 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         if not k.freezes(cfg):
             return lax.scan(lambda s, i: compute(s, first_generation + i), state, jnp.arange(length))
 
-        def body(carry, i):
-            s, previous = carry
-            m = first_generation + i
+        block = _block(length)
 
-            def skip(s, m):
-                return s._replace(generation=jnp.where(m <= last_generation, s.generation + 1, s.generation)), previous
-
-            # Once every chain here is a Dirac mass in every context, each generation returns the same model and
-            # metrics: only the generation counter moves.
-            frozen = (i > 0) & jnp.all(s.collapse_time >= 0)
-            s, info = lax.cond(frozen, skip, compute, s, m)
+        def generation(carry, m):
+            s, info = compute(carry[0], m)
             return (s, info), info
 
+        def body(carry, ms):
+            s, previous = carry
+
+            def skip(carry):
+                s, previous = carry
+                moved = jnp.sum(ms <= last_generation, dtype=s.generation.dtype)
+                return (s._replace(generation=s.generation + moved), previous), jax.tree.map(
+                    lambda x: jnp.broadcast_to(x, (block,) + x.shape), previous)
+
+            # Once every chain here is a Dirac mass in every context, each generation returns the same model and
+            # metrics: only the generation counter moves. Checked once per block of generations; the segment's
+            # first block always runs (its records start the ones a skipped block repeats).
+            frozen = (ms[0] > first_generation) & jnp.all(s.collapse_time >= 0)
+            return lax.cond(frozen, skip, lambda carry: lax.scan(generation, carry, ms), (s, previous))
+
         blank = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(compute, state, first_generation)[1])
-        (state, _), infos = lax.scan(body, (state, blank), jnp.arange(length))
-        return state, infos
+        ms = first_generation + jnp.arange(length).reshape(length // block, block)
+        (state, _), infos = lax.scan(body, (state, blank), ms)
+        return state, jax.tree.map(lambda x: x.reshape((length,) + x.shape[2:]), infos)
 
     chains = _spec(job)
     return jax.shard_map(local, mesh=mesh, in_specs=(chains, chains, PartitionSpec(), PartitionSpec(), PartitionSpec()),
