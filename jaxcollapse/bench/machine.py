@@ -1,7 +1,7 @@
 """The machine a benchmark ran on, its random-number throughput, and the engine's random-number share.
 
 :func:`machine_info` records the backend, device, CPU, versions and the sha256 of the package's source files;
-:func:`rng_throughput` measures uniforms per second of ``jax.random.uniform`` and NumPy's PCG64;
+:func:`rng_throughput` measures uniforms per second of the engine's generator, ``jax.random.uniform`` and NumPy's PCG64;
 :func:`rng_share` estimates the uniforms the engine draws per generation and their share of its time;
 :func:`copy_bandwidth` measures a memcpy-like bandwidth and :func:`metrics_share` the share of it the engine's
 metric pass uses.
@@ -93,18 +93,25 @@ def machine_info() -> dict:
 
 
 def rng_throughput(size: int, repeats: int) -> dict:
-    """Uniforms per second of ``jax.random.uniform`` (float64 under x64, and float32) for one batch of ``size``
-    values under ``jit`` (and an in-cache batch of at most :data:`SMALL_RNG_BATCH`), and of NumPy's
-    ``default_rng().random`` (PCG64, float64) for comparison; each with the seconds of every timed batch."""
+    """Random numbers per second, for one batch of ``size`` values under ``jit`` (and an in-cache batch of at most
+    :data:`SMALL_RNG_BATCH`): the engine's generator (:mod:`jaxcollapse.core.rng`: float64 uniforms and 32-bit
+    words, ``engine_float64`` / ``engine_bits32``), ``jax.random.uniform`` (float64 under x64, and float32), and
+    NumPy's ``default_rng().random`` (PCG64, float64) for comparison; each with the seconds of every timed batch."""
     import jax
     import jax.numpy as jnp
+
+    from ..core import rng as engine_rng
     small = min(size, SMALL_RNG_BATCH)
     out = {"batch": int(size), "small_batch": int(small), "repeats": int(repeats)}
+    draws = {"engine_float64": lambda k, shape: engine_rng.uniform(k, shape),
+             "engine_bits32": lambda k, shape: engine_rng.bits(k, shape),
+             "jax_float64": lambda k, shape: jax.random.uniform(k, shape, jnp.float64),
+             "jax_float32": lambda k, shape: jax.random.uniform(k, shape, jnp.float32)}
     with jax.enable_x64(True):
         key = jax.random.key(0)
-        for name, dtype in (("jax_float64", jnp.float64), ("jax_float32", jnp.float32)):
+        for name, draw in draws.items():
             for suffix, batch, reps in (("", size, repeats), ("_small", small, max(repeats, 20))):
-                f = jax.jit(lambda k, dtype=dtype, batch=batch: jax.random.uniform(k, (batch,), dtype))
+                f = jax.jit(lambda k, draw=draw, batch=batch: draw(k, (batch,)))
                 f(key).block_until_ready()
                 times = []
                 for r in range(reps):
@@ -164,8 +171,8 @@ def metrics_share(w, chains: int, sampler: str, micro: dict | None, bandwidth: d
 
 def rng_share(w, chains: int, engine: dict, rng: dict | None) -> dict:
     """Estimated uniforms the engine consumes per generation on workload ``w`` with ``chains`` chains, and their
-    share of the measured time (``engine``'s row) at the machine's ``jax.random.uniform`` throughput (``rng``
-    from :func:`rng_throughput`, or None)."""
+    share of the measured time (``engine``'s row) at the throughput of the engine's own generator (``rng`` from
+    :func:`rng_throughput`, or None; reports written before it was measured fall back to ``jax.random.uniform``)."""
     sampler = engine.get("sampler")
     if sampler == "tokens":
         per_gen = chains * w.n
@@ -181,9 +188,11 @@ def rng_share(w, chains: int, engine: dict, rng: dict | None) -> dict:
                f"{w.n + (w.real or 0)} training samples; 32-bit bits while they are <= 65536, else a float64 uniform)")
     else:
         return {"estimate": None, "how": f"unknown sampler {sampler!r}"}
-    # 32-bit draws (resample's parent picks on small lists) are compared with the float32 rate.
+    # 32-bit draws (resample's parent picks on small lists) are compared with the 32-bit rate.
     bits32 = sampler == "resample" and w.n + (w.real or 0) <= 1 << 16
-    kind = "jax_float32" if bits32 else "jax_float64"
+    kind = "engine_bits32" if bits32 else "engine_float64"
+    if rng and kind not in rng:
+        kind = "jax_float32" if bits32 else "jax_float64"
     out = {"estimate_per_gen": per_gen, "how": how, "compared_with": kind}
     ms = engine.get("scan_ms_per_gen") or engine["ms_per_gen"]
     out["ms_per_gen_used"] = ms

@@ -147,8 +147,9 @@ def markdown(report: dict) -> str:
         "progress callback): start = setup + generations 0-1 per chunk (and the previous chunk's host "
         "summary), scan = generations 2..G, tail = host summary. Micro = the kernel's pieces jitted alone per "
         "generation (sampler only, count kernels / whole step / the 8 metrics), for all chunks. RNG share = estimated "
-        "uniforms per generation / scan time per generation / `jax.random.uniform` throughput, float64 "
-        "(float32 for 32-bit draws), of the large batch / of the in-cache batch. Metric pass = bytes of the "
+        "uniforms per generation / scan time per generation / throughput of the engine's generator "
+        "(`jaxcollapse.core.rng`: float64 uniforms, or 32-bit words for the resample kernel's parent picks), of "
+        "the large batch / of the in-cache batch. Metric pass = bytes of the "
         "chains' state the 8 metrics read per generation (resample: int32 training list + first counts; count: "
         "float64 model + first model) / micro metrics time, and its share of the copy bandwidth below.",
         "",
@@ -191,9 +192,20 @@ def markdown(report: dict) -> str:
             "",
             "| generator | uniforms/s |",
             "|---|---:|",
+            *([f"| engine's generator (`jaxcollapse.core.rng`, {m.get('prng_impl')}) float64 | "
+               f"{fmt(rng['engine_float64']['per_s'])} |",
+               f"| engine's generator 32-bit words | {fmt(rng['engine_bits32']['per_s'])} |"]
+              if "engine_float64" in rng else []),
             f"| `jax.random.uniform` float64 ({m.get('prng_impl')}) | {fmt(rng['jax_float64']['per_s'])} |",
             f"| `jax.random.uniform` float32 ({m.get('prng_impl')}) | {fmt(rng['jax_float32']['per_s'])} |",
         ]
+        if "engine_float64_small" in rng:
+            lines += [
+                f"| engine's generator float64, in-cache batch of {fmt(rng['small_batch'])} | "
+                f"{fmt(rng['engine_float64_small']['per_s'])} |",
+                f"| engine's generator 32-bit words, in-cache batch of {fmt(rng['small_batch'])} | "
+                f"{fmt(rng['engine_bits32_small']['per_s'])} |",
+            ]
         if "jax_float64_small" in rng:
             lines += [
                 f"| `jax.random.uniform` float64, in-cache batch of {fmt(rng['small_batch'])} | "

@@ -206,7 +206,8 @@ def run(settings: dict, settings_text: str, *, micro: bool = True, quiet: bool =
     if settings["rng_size"]:
         report["rng"] = rng_throughput(settings["rng_size"], settings["repeats"])
         report["rng"]["copy"] = copy_bandwidth(settings["rng_size"], settings["repeats"])
-        log(f"RNG: jax float64 {report['rng']['jax_float64']['per_s']:.3g}/s, float32 "
+        log(f"RNG: engine float64 {report['rng']['engine_float64']['per_s']:.3g}/s, 32-bit "
+            f"{report['rng']['engine_bits32']['per_s']:.3g}/s; jax float64 {report['rng']['jax_float64']['per_s']:.3g}/s, float32 "
             f"{report['rng']['jax_float32']['per_s']:.3g}/s, numpy "
             f"{report['rng']['numpy_pcg64_float64']['per_s']:.3g}/s", quiet)
     for name in settings["workloads"]:
