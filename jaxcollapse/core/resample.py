@@ -212,6 +212,12 @@ def _log_counts(config: Config):
     return jax.lax.optimization_barrier(jnp.log(jnp.maximum(jnp.arange(config.slots + 1, dtype=jnp.float64), 1.0)))
 
 
+def _p0_log_p0(params: Params):
+    """``sum_i p0_i log p0_i`` per context, ``(C,)`` float64 (the first term of KL(p0 || p))."""
+    p0 = jnp.asarray(params.initial, jnp.float64)
+    return jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
+
+
 def _sums(terms, maxima, row, config: Config):
     """Per-context sums of ``terms`` and maxima of ``maxima`` (``(slots,)`` each) in one pass over the slots."""
     if config.contexts == 1:
@@ -257,7 +263,7 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
     # lost mass enters L1, missing mass and KL (1 - alive would leave rounding residue of 1e-16 otherwise).
     lost = jnp.round(live0) < jnp.sum(p0 > 0, axis=1)
     lost1 = jnp.round(live1) < state.first_support
-    h0 = -jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
+    h0 = _p0_log_p0(params)
     missing = jnp.where(lost, jnp.maximum(1.0 - alive0, 0.0), 0.0)
     return {
         "collision": collision,
@@ -267,7 +273,7 @@ def _per_context(state: ResampleState, params: Params, config: Config) -> dict:
         "entropy": -neg_entropy,
         "support": jnp.round(support),
         "missing_mass": missing,
-        "kl": jnp.where(lost, jnp.inf, jnp.maximum(-h0 - cross, 0.0)),
+        "kl": jnp.where(lost, jnp.inf, jnp.maximum(h0 - cross, 0.0)),
     }
 
 
@@ -290,10 +296,10 @@ def _first_sums(counts, params: Params, config: Config):
     log_f = log_count[counts.reshape(config.contexts, config.vocab)]
     log_n = log_count[params.first][:, None]
     log_t = log_count[params.first + params.synthetic][:, None]
-    cols = (f * f, f, f * (log_t - log_f), pos, jnp.where(pos, 0.0, p0), ~pos & pos0, jnp.where(pos0, p0 * log_f, 0.0),
-            jnp.abs(f / big_n - p0), jnp.abs(f / t - p0), jnp.abs(f / t - f / big_n), f * (log_n - log_f))
-    return jnp.stack([jnp.max(x, axis=1) if i == 1 else jnp.sum(x.astype(jnp.float64), axis=1)
-                      for i, x in enumerate(cols)], axis=1)
+    sums = [jnp.sum(x.astype(jnp.float64), axis=1) for x in (
+        f * f, f * (log_t - log_f), pos, jnp.where(pos, 0.0, p0), ~pos & pos0, jnp.where(pos0, p0 * log_f, 0.0),
+        jnp.abs(f / big_n - p0), jnp.abs(f / t - p0), jnp.abs(f / t - f / big_n), f * (log_n - log_f))]
+    return jnp.stack(sums[:1] + [jnp.max(f, axis=1)] + sums[1:], axis=1)
 
 
 def _partial_per_context(state: ResampleState, params: Params, config: Config) -> dict:
@@ -318,7 +324,8 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     else:
         s = jnp.zeros(config.contexts * vocab, jnp.int32).at[flat].add(add)[flat]
         f = state.first[flat]
-    size = size_at(m, params, config).astype(jnp.float64)
+    sizes = size_at(m, params, config)
+    size = sizes.astype(jnp.float64)
     t, big_n = size[row], params.first.astype(jnp.float64)[row]
     log_count = _log_counts(config)
     log_c = log_count.at[f + s].get(mode="promise_in_bounds")
@@ -329,7 +336,7 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     share = 1.0 / jnp.maximum(sf, 1.0)
     share, c, q0, log_c, log_f = jax.lax.optimization_barrier((share, c, q0, log_c, log_f))
     unseen = f == 0
-    log_t = log_count[size_at(m, params, config)][row]
+    log_t = log_count[sizes][row]
     terms = [sf * (2.0 * ff + sf), c * (log_t - log_c) - ff * (log_t - log_f), jnp.where(unseen, 1.0, 0.0),
              jnp.where(unseen & (q0 > 0), 1.0, 0.0), jnp.where(unseen, q0, 0.0),
              jnp.where(q0 > 0, q0 * (log_c - log_f), 0.0),
@@ -338,8 +345,8 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     d_sq, d_entropy, new, new0, d_missing, d_cross, d_l1_0, d_l1_1, max_c = _sums(
         terms, [jnp.where(valid, c, 0.0)], row, config)
     k = state.first_sums.T
-    p0 = jnp.asarray(params.initial, jnp.float64)
-    h0 = jnp.sum(jnp.where(p0 > 0, p0 * jnp.log(jnp.where(p0 > 0, p0, 1.0)), 0.0), axis=1)
+    h0 = _p0_log_p0(params)
+    cross = k[6] + d_cross - jnp.log(size) * jnp.sum(jnp.asarray(params.initial, jnp.float64), axis=1)
     lost = k[5] - jnp.round(new0) > 0
     first = m == 1
     return {
@@ -350,7 +357,7 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
         "entropy": jnp.maximum(jnp.where(first, k[10], k[2] + d_entropy), 0.0) / size,
         "support": k[3] + jnp.round(new),
         "missing_mass": jnp.where(lost, jnp.maximum(k[4] - d_missing, 0.0), 0.0),
-        "kl": jnp.where(lost, jnp.inf, jnp.maximum(h0 - (k[6] + d_cross - jnp.log(size) * jnp.sum(p0, axis=1)), 0.0)),
+        "kl": jnp.where(lost, jnp.inf, jnp.maximum(h0 - cross, 0.0)),
     }
 
 
