@@ -205,6 +205,29 @@ def test_public_step_under_vmap_runs_one_generation_kind():
             states = new
 
 
+@pytest.mark.parametrize("sampler,decoding", [("tokens", None), ("binomial", None),
+                                               ("tokens", jc.Decoding(temperature=0.7, top_k=6))])
+def test_step_serves_generation_one_where_the_kernel_says_so(x64, sampler, decoding):
+    """Where ``Kernel.first_in_step`` holds (fully synthetic, count kernel), ``step`` from generation 0 is
+    ``first`` bit for bit (the driver then runs generation 1 in its segment program); the other regimes keep
+    their own generation 1."""
+    from jaxcollapse.core.kernels import kernel_for
+
+    for regime, serves in ((jc.fully_synthetic(40), True), (jc.partially_synthetic(20, 10), False)):
+        config, params = jc.build(P, regime, generations=3, sampler=sampler, decoding=decoding)
+        kernel = kernel_for(config)
+        assert kernel.first_in_step(config) is serves
+        if not serves:
+            continue
+        key = jax.random.fold_in(jax.random.key(5), 1)
+        s0 = kernel.init(key, params, config)
+        one, _ = jax.jit(lambda k, s: kernel.first(k, s, params, config))(key, s0)
+        two, info = jax.jit(lambda k, s: kernel.step(k, s, params, config))(key, s0)
+        assert info == {}
+        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
+            assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+
+
 def test_metrics_at_generation_zero_and_after_loss():
     r = jc.simulate(1, P, jc.fully_synthetic(3), chains=200, generations=5)
     t = r.traces

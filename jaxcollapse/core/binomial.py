@@ -25,10 +25,9 @@ from .rng import threefry2x32
 
 #: Elements with ``n * min(p, 1 - p)`` below this are drawn by inversion, the others by BTRS.
 INVERSION_MAX_MEAN = 10.0
-#: Elements per sub-block of the binomial sampler's first pass over its list of non-trivial elements, and
-#: of the later passes (about a fifth of the elements, those the squeeze of BTRS did not accept, then fewer).
-SUB = 1 << 12
-SUB_SMALL = 1 << 9
+#: Elements per sub-block of the binomial sampler's passes over its list of the elements the dense squeeze
+#: left (about a fifth of the BTRS elements, then fewer each pass).
+SUB = 1 << 9
 _ZERO = np.int32(0)
 # log k! - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi)/2], k = 0..9 (the Stirling-series tail of BTRS).
 _STIRLING_TAIL = (0.0810614667953272, 0.0413406959554092, 0.0276779256849983, 0.02079067210376509,
@@ -185,9 +184,11 @@ def _list_pass(step, todo, count, carry, sub):
 def _binomial_flat(k1, k2, ids, n, p):
     """Exact ``Binomial(n, p)`` of 1-D arrays: uint32 keys and ids, int64 ``n``, float64 ``p``; int64 out.
 
-    The non-trivial elements are listed once; a first pass over the list draws the inversion elements and
-    BTRS round 0 where the squeeze accepts; later passes run full BTRS rounds on the elements still
-    rejected, whose list shrinks pass by pass. Work is proportional to the non-trivial elements."""
+    The squeeze of BTRS round 0 runs on every element at once (dense arithmetic without logarithms or
+    gathering; it accepts about 79% of the BTRS elements). The elements it leaves, the inversion ones and the
+    rejected, are listed once; passes over the list draw the inversion elements and run full BTRS rounds on
+    the others (round 0 first, with the squeeze's uniforms), and the list shrinks pass by pass to the still
+    rejected. A batch without BTRS elements (collapsed subtrees, small counts) skips the dense squeeze."""
     total = n.shape[0]
     n = jnp.maximum(n, 0)
     p = jnp.clip(p, 0.0, 1.0)
@@ -196,45 +197,43 @@ def _binomial_flat(k1, k2, ids, n, p):
     nf = n.astype(jnp.float64)
     active = (n > 0) & (q > 0)
     inversion = nf * q < INVERSION_MAX_MEAN
-    big = min(SUB, -(-total // 128) * 128)
-    small = min(SUB_SMALL, big)
-    padded = -(-total // big) * big
+    bt = active & ~inversion
+    sub = min(SUB, -(-total // 128) * 128)
+    padded = -(-total // sub) * sub
     pick = lambda x, i: x[jnp.minimum(i, total - 1)]
     drop = lambda sel, ok: jnp.where(ok, sel, total)
+    dummy = 4.0 * INVERSION_MAX_MEAN          # a harmless BTRS argument for the elements that are not BTRS
 
-    def first(sel, valid, out):
-        nn, qq, a1, a2, ii = (pick(x, sel) for x in (nf, q, k1, k2, ids))
-        inv = valid & pick(inversion, sel)
-        bt = valid & ~pick(inversion, sel)
-        kinv = lax.cond(jnp.any(inv), lambda: _inversion_block(a1, a2, ii, nn, jnp.where(inv, qq, 0.25), inv),
-                        lambda: jnp.zeros_like(nn))
-        kb, acc = lax.cond(jnp.any(bt), lambda: _squeeze_round(nn, jnp.where(bt, qq, 0.25), a1, a2, ii),
-                           lambda: (jnp.zeros_like(nn), jnp.zeros(nn.shape, bool)))
-        acc = acc & bt
-        out = out.at[drop(sel, inv | acc)].set(jnp.where(inv, kinv, kb), mode="drop")
-        return out, bt & ~acc
+    def dense():
+        k, acc = _squeeze_round(jnp.where(bt, nf, dummy), jnp.where(bt, q, 0.25), k1, k2, ids)
+        return jnp.where(bt & acc, k, 0.0), bt & acc
 
-    def full(sel, valid, carry):
+    def step(sel, valid, carry):
         out, rnd = carry
         nn, qq, a1, a2, ii, rr = (pick(x, sel) for x in (nf, q, k1, k2, ids, rnd))
-        kb, acc = _btrs_round(_btrs_constants(nn, jnp.where(valid, qq, 0.25)), a1, a2, ii, rr)
-        acc = acc & valid
-        out = out.at[drop(sel, acc)].set(kb, mode="drop")
-        rnd = rnd.at[drop(sel, valid & ~acc)].add(jnp.uint32(1), mode="drop")
-        return (out, rnd), ~acc
+        inv = valid & pick(inversion, sel)
+        rest = valid & ~inv
+        kinv = lax.cond(jnp.any(inv), lambda: _inversion_block(a1, a2, ii, nn, jnp.where(inv, qq, 0.25), inv),
+                        lambda: jnp.zeros_like(nn))
+        kb, acc = _btrs_round(_btrs_constants(jnp.where(rest, nn, dummy), jnp.where(rest, qq, 0.25)), a1, a2, ii, rr)
+        acc = acc & rest
+        out = out.at[drop(sel, inv | acc)].set(jnp.where(inv, kinv, kb), mode="drop")
+        rnd = rnd.at[drop(sel, rest & ~acc)].add(jnp.uint32(1), mode="drop")
+        return (out, rnd), rest & ~acc
 
     def again(state):
         todo, count, carry = state
-        return _list_pass(full, todo, count, carry, small)
+        return _list_pass(step, todo, count, carry, sub)
 
-    def work():
-        todo, count = _compact(jnp.pad(active, (0, padded - total)), padded)
-        todo, count, out = _list_pass(first, todo, count, jnp.zeros(total, jnp.float64), big)
+    out, done = lax.cond(jnp.any(bt), dense, lambda: (jnp.zeros(total, jnp.float64), jnp.zeros(total, bool)))
+    left = active & ~done
+
+    def listed():
+        todo, count = _compact(jnp.pad(left, (0, padded - total)), padded)
         carry = (out, jnp.zeros(total, jnp.uint32))
         return lax.while_loop(lambda s: s[1] > 0, again, (todo, count, carry))[2][0]
 
-    # Steps of the tree whose nodes all have count 0 (collapsed subtrees) skip even the gathering.
-    out = lax.cond(jnp.any(active), work, lambda: jnp.zeros(total, jnp.float64))
+    out = lax.cond(jnp.any(left), listed, lambda: out)
     k = out.astype(jnp.int64)
     return jnp.where(flip, n - k, k)
 

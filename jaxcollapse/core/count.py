@@ -327,7 +327,11 @@ def _synthetic(keys, state, params, config):
 
 
 def _fully_synthetic(keys, m, state, params, config):
-    return _synthetic(keys, state, params, config), params.synthetic, state.pool
+    # Generation 1 is the same draw, of ``first`` samples from p^(0) itself (real data are not decoded), so this
+    # step also serves generation 1 (``first_in_step``): the sampler is compiled once.
+    weights = jnp.where(m == 1, state.model, decode(state.model, params, config))
+    sizes = jnp.where(m == 1, params.first, params.synthetic)
+    return _draw(keys[0], weights, sizes, config), sizes, state.pool
 
 
 def _partially_synthetic(keys, m, state, params, config):
@@ -406,6 +410,7 @@ KERNEL = Kernel(
     truth=_truth,
     model=lambda state, params, config: state.model,
     freezes=freezes,
+    first_in_step=lambda config: config.kind == "fully_synthetic",
 )
 
 

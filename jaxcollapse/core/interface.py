@@ -35,6 +35,9 @@ class Kernel(NamedTuple):
       model: ``model(state, params, config) -> (C, V)`` float64: the chain's model ``p^(m)``.
       freezes: ``freezes(config) -> bool``: whether a chain whose every context is a Dirac mass keeps its model
         and metrics in every later generation (then the driver skips chunks whose chains all collapsed).
+      first_in_step: ``first_in_step(config) -> bool``: whether ``step`` from generation 0 computes generation 1
+        exactly as ``first`` does (same key, same values; ``step``'s info then has no entries). The driver then
+        runs generation 1 in its segment program, and the sampler is compiled once instead of twice.
     """
 
     init: Callable[..., Any]
@@ -44,4 +47,5 @@ class Kernel(NamedTuple):
     truth: Callable[..., dict]
     model: Callable[..., Any]
     freezes: Callable[[Any], bool]
+    first_in_step: Callable[[Any], bool] = lambda config: False
 

@@ -152,38 +152,39 @@ def _tree_core(words, weights, sizes):
     k, starts, ends = _tree_steps(vocab, e)
     starts, ends = jnp.asarray(starts), jnp.asarray(ends)
     length = 2 * vocab + 2 * k
-    w = jnp.maximum(weights.reshape(e, vocab).astype(jnp.float64), 0.0)
-    tree = jnp.zeros((e, length), jnp.float64).at[:, vocab:2 * vocab].set(w)
-    lane = jnp.arange(k, dtype=jnp.int32)
+    # Node-major layout (node, row): a window of nodes is a contiguous block.
+    w = jnp.maximum(weights.reshape(e, vocab).astype(jnp.float64), 0.0).T
+    tree = jnp.zeros((length, e), jnp.float64).at[vocab:2 * vocab].set(w)
+    lane = jnp.arange(k, dtype=jnp.int32)[:, None]
 
     def up(j, tree):
         a = starts[starts.shape[0] - 1 - j]
         end = ends[starts.shape[0] - 1 - j]
-        child = lax.dynamic_slice(tree, (_ZERO, 2 * a), (e, 2 * k)).reshape(e, k, 2).sum(axis=2)
-        cur = lax.dynamic_slice(tree, (_ZERO, a), (e, k))
-        return lax.dynamic_update_slice(tree, jnp.where(a + lane < end, child, cur), (_ZERO, a))
+        child = lax.dynamic_slice(tree, (2 * a, _ZERO), (2 * k, e)).reshape(k, 2, e).sum(axis=1)
+        cur = lax.dynamic_slice(tree, (a, _ZERO), (k, e))
+        return lax.dynamic_update_slice(tree, jnp.where(a + lane < end, child, cur), (a, _ZERO))
 
     tree = lax.fori_loop(0, starts.shape[0], up, tree)
-    k1 = jnp.broadcast_to(jnp.repeat(words[:, 0], rows)[:, None], (e, k)).reshape(-1)
-    k2 = jnp.broadcast_to(jnp.repeat(words[:, 1], rows)[:, None], (e, k)).reshape(-1)
+    k1 = jnp.broadcast_to(jnp.repeat(words[:, 0], rows)[None, :], (k, e)).reshape(-1)
+    k2 = jnp.broadcast_to(jnp.repeat(words[:, 1], rows)[None, :], (k, e)).reshape(-1)
     row_base = (jnp.arange(e, dtype=jnp.uint32) % jnp.uint32(rows)) * jnp.uint32(vocab)
-    counts = jnp.zeros((e, length), jnp.int64).at[:, 1].set(n0)
+    counts = jnp.zeros((length, e), jnp.int64).at[1].set(n0)
 
     def down(j, counts):
         a, end = starts[j], ends[j]
         valid = a + lane < end
-        n = jnp.where(valid, lax.dynamic_slice(counts, (_ZERO, a), (e, k)), 0)
-        total = lax.dynamic_slice(tree, (_ZERO, a), (e, k))
-        left_w = lax.dynamic_slice(tree, (_ZERO, 2 * a), (e, 2 * k))[:, 0::2]
+        n = jnp.where(valid, lax.dynamic_slice(counts, (a, _ZERO), (k, e)), 0)
+        total = lax.dynamic_slice(tree, (a, _ZERO), (k, e))
+        left_w = lax.dynamic_slice(tree, (2 * a, _ZERO), (2 * k, e)).reshape(k, 2, e)[:, 0]
         p = jnp.where(total > 0, left_w / jnp.where(total > 0, total, 1.0), 0.0)
-        ids = (row_base[:, None] + (a + lane).astype(jnp.uint32)[None, :]).reshape(-1)
-        left = _binomial_flat(k1, k2, ids, n.reshape(-1), p.reshape(-1)).reshape(e, k)
-        old = lax.dynamic_slice(counts, (_ZERO, 2 * a), (e, 2 * k)).reshape(e, k, 2)
-        new = jnp.where(valid[:, None], jnp.stack([left, n - left], axis=2), old)
-        return lax.dynamic_update_slice(counts, new.reshape(e, 2 * k), (_ZERO, 2 * a))
+        ids = (row_base[None, :] + (a + lane).astype(jnp.uint32)).reshape(-1)
+        left = _binomial_flat(k1, k2, ids, n.reshape(-1), p.reshape(-1)).reshape(k, e)
+        # A lane past the step's nodes (count 0) writes zeros to its node's children: they are written again,
+        # with their true counts, when that node's own step comes, or they lie in the padding past the leaves.
+        return lax.dynamic_update_slice(counts, jnp.stack([left, n - left], axis=1).reshape(2 * k, e), (2 * a, _ZERO))
 
     counts = lax.fori_loop(0, starts.shape[0], down, counts)
-    return counts[:, vocab:2 * vocab].reshape(batch, rows, vocab)
+    return counts[vocab:2 * vocab].T.reshape(batch, rows, vocab)
 
 
 _tree_batched = _flattening_vmap(_tree_core)

@@ -13,6 +13,8 @@ record; :func:`run` takes the job over the chains with global indices ``ids``:
   device, so each device runs the one-device program on its chunk;
 - generations run in segments of one compiled ``lax.scan``; the next segment is dispatched before the
   previous one's metrics are fetched (one transfer of the whole info tree) and handed to the caller's sink;
+  generation 1 runs in the first program, or in the first segment where the kernel's step also serves it
+  (``Kernel.first_in_step``: then the sampler is compiled once, not twice);
 - a kernel whose collapsed chains stay fixed (``Kernel.freezes``) skips a chunk's generations once every chain
   of it has collapsed: a ``lax.cond`` on one predicate per device and block of :data:`FREEZE_BLOCK` generations,
   also under the points ``vmap`` of a sweep.
@@ -57,12 +59,14 @@ class Job(NamedTuple):
 FREEZE_BLOCK = 8
 
 
-def segment_length(generations: int, segments: int = 20) -> int:
-    """Generations per compiled segment after generation 1 (the caller hears of progress between segments):
-    about ``(generations - 1) / segments``, rounded up to a multiple of :data:`FREEZE_BLOCK` when larger."""
-    rest = generations - 1
-    length = max(1, math.ceil(rest / max(1, min(rest, segments))))
-    return length if length <= FREEZE_BLOCK else -(-length // FREEZE_BLOCK) * FREEZE_BLOCK
+def segments(job: "Job", generations: int, count: int = 20) -> tuple[int, int]:
+    """The first generation the compiled segments run (1 where the kernel's step also serves generation 1, else
+    2) and the generations per segment (the caller hears of progress between segments): about a ``count``-th
+    of the generations they run, rounded up to a multiple of :data:`FREEZE_BLOCK` when larger."""
+    first = 1 if job.kernel.first_in_step(job.config) else 2
+    span = max(1, generations - first + 1)
+    length = max(1, math.ceil(span / min(span, count)))
+    return first, (length if length <= FREEZE_BLOCK else -(-length // FREEZE_BLOCK) * FREEZE_BLOCK)
 
 
 def _block(length: int) -> int:
@@ -96,20 +100,24 @@ def _record(job: Job, state, params) -> dict:
 def _start_chain(job: Job, key, params):
     k, cfg = job.kernel, job.config
     s0 = k.init(key, params, cfg)
-    s1, extra = k.first(jax.random.fold_in(key, 1), s0, params, cfg)
     info0 = k.truth(params, cfg, job.per_context)
-    info0.update({name: jnp.zeros_like(v) for name, v in extra.items()})
     if job.models:
         info0["model"] = jnp.asarray(params.initial, jnp.float64)
+    if k.first_in_step(cfg):
+        return s0, info0, None
+    s1, extra = k.first(jax.random.fold_in(key, 1), s0, params, cfg)
+    info0.update({name: jnp.zeros_like(v) for name, v in extra.items()})
     return s1, info0, {**_record(job, s1, params), **extra}
 
 
 @functools.partial(jax.jit, static_argnames=("job", "mesh"))
 def start(key, ids, params, *, job: Job, mesh: Mesh):
-    """Generations 0 and 1 of the chains ``ids`` ``(n,)`` uint32 (n a multiple of the mesh size).
+    """Generations 0 and 1 of the chains ``ids`` ``(n,)`` uint32 (n a multiple of the mesh size); generation 0
+    only where the kernel's step serves generation 1 (:func:`segments`).
 
-    Returns ``(keys, state, info0, info1)``: chain keys and state after generation 1, and the records of
-    generations 0 and 1, each with the chain axis first (after the points axis)."""
+    Returns ``(keys, state, info0, info1)``: chain keys and state after the last generation run, and the
+    records of generations 0 and 1 (``info1`` None when generation 1 was not run), each with the chain axis
+    first (after the points axis)."""
 
     def local(key, ids, params):
         def one(key, params):
@@ -229,7 +237,7 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
     mine = list(range(len(starts)))[share[0]::share[1]]
     d = len(devices)
     mesh = mesh_of(devices)
-    seg = segment_length(generations)
+    g1, seg = segments(job, generations)
     width = 1 if not job.points else int(np.shape(jax.tree.leaves(params)[0])[0])
     total, done = sum(min(chunk, len(ids) - starts[k]) for k in mine) * generations * width, 0
     for g0 in range(0, len(mine), d):
@@ -248,9 +256,9 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
                                      j * chunk, n) for name, a in info.items()}
                 sink.block(k, first_column, piece)
 
-        pending = [(info0, 0, None), (info1, 1, None)]
-        used = 1
-        for first in range(2, generations + 1, seg):
+        pending = [(info0, 0, None)] + ([(info1, 1, None)] if info1 is not None else [])
+        used = g1 - 1                # generation 1 already ran in the first program when g1 == 2
+        for first in range(g1, generations + 1, seg):
             state, info = segment(keys, state, params, jnp.int32(first), jnp.int32(generations), job=job, mesh=mesh,
                                   length=seg)
             for p in pending:

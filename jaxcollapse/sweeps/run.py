@@ -203,18 +203,18 @@ def time_call(plan, bucket, devices=None) -> tuple[float, float, int]:
     devices = (list(devices) if devices is not None else jax.local_devices())[:1]
     mesh = driver.mesh_of(devices)
     job = _job(bucket.config)
-    seg = driver.segment_length(spec.generations)
+    g_first, seg = driver.segments(job, spec.generations)
     with jax.enable_x64(True):
         task = _Task(bucket, bucket.tasks[0], plan)
         t0 = time.perf_counter()
         ids = jnp.arange(bucket.chunk, dtype=jnp.uint32)
         keys, state, *_ = driver.start(task.keys, ids, task.params, job=job, mesh=mesh)
-        state, info = driver.segment(keys, state, task.params, jnp.int32(2), jnp.int32(spec.generations), job=job,
+        state, info = driver.segment(keys, state, task.params, jnp.int32(g_first), jnp.int32(spec.generations), job=job,
                                      mesh=mesh, length=seg)
         jax.block_until_ready(info)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        state, info = driver.segment(keys, state, task.params, jnp.int32(2), jnp.int32(spec.generations), job=job,
+        state, info = driver.segment(keys, state, task.params, jnp.int32(g_first), jnp.int32(spec.generations), job=job,
                                      mesh=mesh, length=seg)
         jax.block_until_ready(info)
         run = max(time.perf_counter() - t0, 1e-6)
