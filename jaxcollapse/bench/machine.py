@@ -150,9 +150,12 @@ def copy_bandwidth(size: int, repeats: int) -> dict:
 
 def metric_bytes_per_chain(w, sampler: str) -> int:
     """Bytes of one chain's state that the metric pass reads at least once per generation: the resample kernel's
-    training list (int32 token per sample) and first-model counts (int32 per token), or the count kernel's
-    model and first model (float64 per token each)."""
+    training list (int32 token per sample; of a partially synthetic study only the ``n`` synthetic samples,
+    with the 11 float64 sums of ``p^(1)`` taken at generation 1, while ``n <= vocab``) and first-model counts
+    (int32 per token), or the count kernel's model and first model (float64 per token each)."""
     if sampler == "resample":
+        if w.partial and w.n <= w.vocab:
+            return 4 * w.n + 4 * w.vocab + 8 * 11
         return 4 * (w.n + (w.real or 0)) + 4 * w.vocab
     return 16 * w.vocab
 

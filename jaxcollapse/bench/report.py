@@ -144,8 +144,9 @@ def markdown(report: dict) -> str:
         "### Engine detail",
         "",
         "compile = first call - median warm call (target <= 5 s). Phases of a warm call (median, from the "
-        "progress callback): start = setup + generations 0-1 per chunk (and the previous chunk's host "
-        "summary), scan = generations 2..G, tail = host summary. Micro = the kernel's pieces jitted alone per "
+        "progress callback): start = setup + generation 0 per chunk, with generation 1 where the kernel runs it "
+        "in a program of its own (and the previous chunk's host summary), scan = the generations after it (1..G "
+        "or 2..G), tail = host summary. Micro = the kernel's pieces jitted alone per "
         "generation (sampler only, count kernels / whole step / the 8 metrics), for all chunks. RNG share = estimated "
         "uniforms per generation / scan time per generation / throughput of the engine's generator "
         "(`jaxcollapse.core.rng`: float64 uniforms, or 32-bit words for the resample kernel's parent picks), of "

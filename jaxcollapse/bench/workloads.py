@@ -109,9 +109,10 @@ def sizes_for(w: Workload, *, chain_scale: float = 1.0, gen_scale: float = 1.0, 
 def bench_engine(w: Workload, chains: int, gens: int, *, repeats: int, sampler: str, seed: int,
                  chunk_size: int | None, quiet: bool, check_gen: int | None = None) -> tuple[dict, list]:
     """Time ``jaxcollapse.simulate``: one cold call (compile + run), then ``repeats`` warm calls, each split into
-    phases by its ``progress`` callback: the first compiled call per chunk (setup, generations 0-1), the scan
-    segments (generations 2..G) and the tail (host summary). Returns the timing row and the collision
-    probabilities ``(chains,)`` at generation ``check_gen`` of every warm call."""
+    phases by its ``progress`` callback: the first compiled call per chunk (setup, generation 0, and generation
+    1 where the kernel runs it apart), the scan segments (the generations after it) and the tail (host
+    summary). Returns the timing row and the collision probabilities ``(chains,)`` at generation ``check_gen``
+    of every warm call."""
     import jaxcollapse as jc
     initial, regime = w.engine_inputs()
     kwargs = dict(chains=chains, generations=gens, sampler=sampler, keep_traces=True, keep_final=False)
@@ -148,10 +149,23 @@ def bench_engine(w: Workload, chains: int, gens: int, *, repeats: int, sampler: 
         keys = phases[0].keys()
         row["phases_s"] = {k: median([p[k] for p in phases]) for k in keys}
         scan = row["phases_s"]["scan_segments"]
-        row["scan_ms_per_gen"] = scan / max(gens - 1, 1) * 1e3 if gens > 1 else None
+        scanned = gens - _first_scanned(w, gens, settings.get("sampler")) + 1
+        row["scan_ms_per_gen"] = scan / scanned * 1e3 if scanned > 0 else None
     log(f"  engine warm median {row['median_s']:.3f} s = {row['ms_per_gen']:.2f} ms/gen; "
         f"compile ~ {row['compile_s']:.2f} s", quiet)
     return row, pooled
+
+
+def _first_scanned(w: Workload, gens: int, sampler: str | None) -> int:
+    """The first generation the driver's segments run for ``w`` (1 where the kernel's step also serves
+    generation 1, else 2): the scan phase covers it and the ones after."""
+    from ..core import count
+    from ..core.kernels import kernel_for
+    from ..engine import driver
+
+    initial, regime = w.engine_inputs()
+    config, _ = count.build(initial, regime, generations=gens, sampler=sampler or "auto")
+    return driver.segments(driver.Job(kernel_for(config), config), gens)[0]
 
 
 def _phases(t0, t1, marks, res, chains):
