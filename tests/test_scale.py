@@ -285,3 +285,17 @@ def test_sweep_segment_skips_collapsed_chunks_with_a_real_branch():
             kernel=job.kernel._replace(freezes=lambda c: False)), mesh=mesh, length=3))(*args)
     assert _count_primitive(swept.jaxpr, "cond") >= 2          # the skip, and the last-generation guard
     assert _count_primitive(swept.jaxpr, "cond") == _count_primitive(plain.jaxpr, "cond") + 1
+
+
+def test_cpu_chunks_are_larger_for_the_binomial_sampler():
+    """On a CPU the automatic chunk holds at most MAX_CHUNK chains, the binomial sampler's up to
+    MAX_CHUNK_CPU_BINOMIAL; both within the memory budget, balanced over the chunks."""
+    from jaxcollapse.engine import simulate as S
+
+    for sampler, cap in (("resample", S.MAX_CHUNK["cpu"]), ("tokens", S.MAX_CHUNK["cpu"]),
+                         ("binomial", S.MAX_CHUNK_CPU_BINOMIAL)):
+        config, _ = jc.build(jc.zipf(10, 1.1), jc.fully_synthetic(1000), generations=3, sampler=sampler)
+        assert S.chunk_for(config, 40000) == -(-40000 // -(-40000 // cap))
+        assert S.chunk_for(config, 300) == 300
+    config, _ = jc.build(jc.zipf(50000, 1.1), jc.fully_synthetic(10 ** 9), generations=3, sampler="binomial")
+    assert S.chunk_for(config, 64) * S.bytes_per_chain(config) <= S.DEFAULT_MEMORY
