@@ -25,9 +25,10 @@ def test_gpu_script_smoke_writes_its_tables(tmp_path):
 
 
 def test_metric_pass_share():
-    w = WORKLOADS["W6"]
-    assert metric_bytes_per_chain(w, "resample") == 4 * 1100 + 4 * 600
-    share = metrics_share(w, 10, "resample", {"metrics_ms_per_gen": 2.0}, {"per_s": 4 * 68_000 / 2e-3})
-    assert share["bytes_per_gen"] == 68_000
+    w = WORKLOADS["W6"]              # partially synthetic: the n synthetic samples, p^(1)'s counts and sums
+    assert metric_bytes_per_chain(w, "resample") == 4 * 100 + 4 * 600 + 8 * 11
+    assert metric_bytes_per_chain(WORKLOADS["W1"], "resample") == 4 * 100 + 4 * 1000
+    share = metrics_share(w, 10, "resample", {"metrics_ms_per_gen": 2.0}, {"per_s": 4 * 28_880 / 2e-3})
+    assert share["bytes_per_gen"] == 28_880
     assert abs(share["share_of_bandwidth"] - 0.25) < 1e-12
     assert "share_of_bandwidth" not in metrics_share(w, 10, "binomial", None, None)
