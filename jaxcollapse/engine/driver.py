@@ -27,6 +27,7 @@ import math
 from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -90,6 +91,21 @@ def _spec(job: Job, lead: int = 0) -> PartitionSpec:
     return PartitionSpec(*([None] * (lead + job.points)), AXIS)
 
 
+def _traced_once(fn, *args):
+    """``fn`` traced once at the shapes of ``args``, as a function that binds the traced program again (without
+    running ``fn``'s Python), and the shapes of its output (``jax.ShapeDtypeStruct`` leaves). A ``lax.cond``,
+    a ``lax.scan`` body and a shape query each trace their function anew: the sampler's Python would otherwise
+    run three times per segment."""
+    closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
+    flat = jax.extend.core.jaxpr_as_fun(closed)
+    tree = jax.tree.structure(shapes)
+    return (lambda *a: jax.tree.unflatten(tree, flat(*jax.tree.leaves(a)))), shapes
+
+
+def _zeros(shapes):
+    return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+
 def _record(job: Job, state, params) -> dict:
     info = job.kernel.measure(state, params, job.config, job.per_context)
     if job.models:
@@ -143,16 +159,17 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         def measure(s):
             return _vmapped(job, lambda c, p: _record(job, c, p), 1)(s, params)
 
-        extra_shape = jax.eval_shape(advance, state, first_generation)[1]
+        advance, (_, extra_shape) = _traced_once(advance, state, first_generation)
 
         def compute(s, m):
-            s, extra = lax.cond(m <= last_generation, advance,
-                                lambda s, m: (s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), extra_shape)),
-                                s, m)
+            s, extra = lax.cond(m <= last_generation, advance, lambda s, m: (s, _zeros(extra_shape)), s, m)
             return s, {**measure(s), **extra}
 
+        compute, (_, info_shape) = _traced_once(compute, state, first_generation)
+
+        steps = jnp.arange(length, dtype=first_generation.dtype)
         if not k.freezes(cfg):
-            return lax.scan(lambda s, i: compute(s, first_generation + i), state, jnp.arange(length))
+            return lax.scan(lambda s, i: compute(s, first_generation + i), state, steps)
 
         block = _block(length)
 
@@ -180,8 +197,8 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
             frozen = (ms[0] > first_generation) & jnp.all(carry[0].collapse_time >= 0)
             return lax.cond(frozen, skip, run, carry, ms)
 
-        blank = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(compute, state, first_generation)[1])
-        ms = first_generation + jnp.arange(length).reshape(length // block, block)
+        blank = _zeros(info_shape)
+        ms = first_generation + steps.reshape(length // block, block)
         (state, _), infos = lax.scan(body, (state, blank), ms)
         return state, jax.tree.map(lambda x: x.reshape((length,) + x.shape[2:]), infos)
 
