@@ -152,7 +152,11 @@ def next_step(key: jax.Array, state: ResampleState, params: Params, config: Conf
     values = state.tokens[parent]
     if config.kind == "fresh_real":
         values = jnp.where(is_fresh, _fresh_real(k_real, row, params, config), values)
-    tokens = state.tokens.at[target].set(values, unique_indices=True)
+    if config.contexts == 1:
+        # One context: the new samples fill slots keep - fresh .. keep - fresh + draws - 1 (fresh is 0 or keep).
+        tokens = jax.lax.dynamic_update_slice(state.tokens, values, ((keep - fresh)[0].astype(jnp.int32),))
+    else:
+        tokens = state.tokens.at[target].set(values, unique_indices=True)
     if config.kind == "partially_synthetic":
         # The N real samples are p^(1)'s: all one token iff p^(1) has support 1; only the n synthetic ones move.
         row, target = _synthetic_slots(params, config)
