@@ -280,9 +280,10 @@ def test_sweep_segment_skips_collapsed_chunks_with_a_real_branch():
         keys, state, *_ = driver.start(task.keys, jnp.arange(bucket.chunk, dtype=jnp.uint32), task.params, job=job,
                                        mesh=mesh)
         args = (keys, state, task.params, jnp.int32(2), jnp.int32(6))
-        swept = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job, mesh=mesh, length=3))(*args)
+        impl = driver.key_impl(task.keys)
+        swept = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job, mesh=mesh, length=3, impl=impl))(*args)
         plain = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job._replace(
-            kernel=job.kernel._replace(freezes=lambda c: False)), mesh=mesh, length=3))(*args)
+            kernel=job.kernel._replace(freezes=lambda c: False)), mesh=mesh, length=3, impl=impl))(*args)
     assert _count_primitive(swept.jaxpr, "cond") >= 2          # the skip, and the last-generation guard
     assert _count_primitive(swept.jaxpr, "cond") == _count_primitive(plain.jaxpr, "cond") + 1
 

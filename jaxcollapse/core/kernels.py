@@ -13,3 +13,8 @@ def kernel_for(config) -> Kernel:
     if isinstance(config, count.Config):
         return resample.KERNEL if config.sampler == "resample" else count.KERNEL
     raise TypeError(f"no kernel for a configuration of type {type(config).__name__}")
+
+
+#: The package's own kernels (the engine's program store keeps programs of these only: their code is the
+#: package's source, which the store's keys include).
+BUILT_IN = (count.KERNEL, resample.KERNEL, trained.KERNEL)

@@ -34,6 +34,8 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
 from ..core.interface import Kernel
+from ..core.kernels import BUILT_IN
+from . import programs
 
 AXIS = "chains"
 
@@ -131,28 +133,33 @@ def start(key, ids, params, *, job: Job, mesh: Mesh):
     """Generations 0 and 1 of the chains ``ids`` ``(n,)`` uint32 (n a multiple of the mesh size); generation 0
     only where the kernel's step serves generation 1 (:func:`segments`).
 
-    Returns ``(keys, state, info0, info1)``: chain keys and state after the last generation run, and the
-    records of generations 0 and 1 (``info1`` None when generation 1 was not run), each with the chain axis
-    first (after the points axis)."""
+    Returns ``(keys, state, info0, info1)``: the chain keys' data (``jax.random.key_data``, uint32), the state
+    after the last generation run, and the records of generations 0 and 1 (``info1`` None when generation 1 was
+    not run), each with the chain axis first (after the points axis)."""
 
     def local(key, ids, params):
         def one(key, params):
             keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
             state, info0, info1 = jax.vmap(functools.partial(_start_chain, job), in_axes=(0, None))(keys, params)
-            return keys, state, info0, info1
+            return jax.random.key_data(keys), state, info0, info1
         return jax.vmap(one)(key, params) if job.points else one(key, params)
 
     return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS), PartitionSpec()),
                          out_specs=_spec(job), check_vma=False)(key, ids, params)
 
 
-@functools.partial(jax.jit, static_argnames=("job", "mesh", "length"), donate_argnames=("state",))
-def segment(keys, state, params, first_generation, last_generation, *, job: Job, mesh: Mesh, length: int):
+@functools.partial(jax.jit, static_argnames=("job", "mesh", "length", "impl"), donate_argnames=("state",))
+def segment(keys, state, params, first_generation, last_generation, *, job: Job, mesh: Mesh, length: int, impl):
     """Generations ``first_generation .. first_generation + length - 1`` (those past ``last_generation`` leave
-    the state as it is). Returns the state and the records, each ``(length, [points,] chains, ...)``."""
+    the state as it is) of the chains whose keys' data :func:`start` returned, keys of the PRNG implementation
+    ``impl`` (:func:`key_impl`). Returns the state and the records, each ``(length, [points,] chains, ...)``.
+    Keys cross the program's boundary as data: JAX 0.8 cannot lower an exported program whose arguments are
+    sharded key arrays (:mod:`jaxcollapse.engine.programs`)."""
     k, cfg = job.kernel, job.config
 
     def local(keys, state, params, first_generation, last_generation):
+        keys = jax.random.wrap_key_data(keys, impl=impl)
+
         def advance(s, m):
             return _vmapped(job, lambda key, c, p: k.step(jax.random.fold_in(key, m), c, p, cfg), 2)(keys, s, params)
 
@@ -208,6 +215,11 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         keys, state, params, first_generation, last_generation)
 
 
+def key_impl(key):
+    """The PRNG implementation of a typed key (array), a static argument of :func:`segment`."""
+    return jax.random.key_impl(key)
+
+
 @functools.partial(jax.jit, static_argnames=("job",))
 def models(state, params, *, job: Job):
     """The chains' models ``([points,] chains, C, V)`` float64."""
@@ -254,6 +266,9 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
     mine = list(range(len(starts)))[share[0]::share[1]]
     d = len(devices)
     mesh = mesh_of(devices)
+    platform, impl = devices[0].platform, key_impl(key)
+    # the package's own kernels run through the program store, whose keys hold the package's source
+    call = programs.call if job.kernel in BUILT_IN else lambda fn, args, statics, **_: fn(*args, **statics)
     g1, seg = segments(job, generations)
     width = 1 if not job.points else int(np.shape(jax.tree.leaves(params)[0])[0])
     total, done = sum(min(chunk, len(ids) - starts[k]) for k in mine) * generations * width, 0
@@ -264,7 +279,8 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
             part = ids[starts[k]:starts[k] + chunk]
             rows.append(np.concatenate([part, np.full(chunk - len(part), part[-1])]))
         sizes = [min(chunk, len(ids) - starts[k]) for k in group]
-        keys, state, info0, info1 = start(key, jnp.asarray(np.concatenate(rows), jnp.uint32), params, job=job, mesh=mesh)
+        keys, state, info0, info1 = call(start, (key, jnp.asarray(np.concatenate(rows), jnp.uint32), params),
+                                         dict(job=job, mesh=mesh), platform=platform)
 
         def hand(info, first_column, used):
             info = jax.device_get(info)
@@ -276,8 +292,8 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
         pending = [(info0, 0, None)] + ([(info1, 1, None)] if info1 is not None else [])
         used = g1 - 1                # generation 1 already ran in the first program when g1 == 2
         for first in range(g1, generations + 1, seg):
-            state, info = segment(keys, state, params, jnp.int32(first), jnp.int32(generations), job=job, mesh=mesh,
-                                  length=seg)
+            state, info = call(segment, (keys, state, params, jnp.int32(first), jnp.int32(generations)),
+                               dict(job=job, mesh=mesh, length=seg, impl=impl), platform=platform, donate=(1,))
             for p in pending:
                 hand(*p)
             done += sum(sizes) * width * used

@@ -26,9 +26,9 @@ def _pad_params(params, config):
 
 def compiled_count() -> int:
     """Compiled shapes so far of the driver's chunk-start program (one per study or bucket shape run here)."""
-    from ..engine import driver
+    from ..engine import driver, programs
 
-    return driver.start._cache_size()
+    return driver.start._cache_size() + programs.count(driver.start)
 
 
 class _Task:
@@ -208,14 +208,15 @@ def time_call(plan, bucket, devices=None) -> tuple[float, float, int]:
         task = _Task(bucket, bucket.tasks[0], plan)
         t0 = time.perf_counter()
         ids = jnp.arange(bucket.chunk, dtype=jnp.uint32)
+        impl = driver.key_impl(task.keys)
         keys, state, *_ = driver.start(task.keys, ids, task.params, job=job, mesh=mesh)
         state, info = driver.segment(keys, state, task.params, jnp.int32(g_first), jnp.int32(spec.generations), job=job,
-                                     mesh=mesh, length=seg)
+                                     mesh=mesh, length=seg, impl=impl)
         jax.block_until_ready(info)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         state, info = driver.segment(keys, state, task.params, jnp.int32(g_first), jnp.int32(spec.generations), job=job,
-                                     mesh=mesh, length=seg)
+                                     mesh=mesh, length=seg, impl=impl)
         jax.block_until_ready(info)
         run = max(time.perf_counter() - t0, 1e-6)
     return first, run, seg
