@@ -4,8 +4,9 @@ one new, empty cache directory (first: compiles and fills it; second: reads it b
     python benchmarks/startup.py [--rounds 2] [--chains 8] [--generations 3]
 
 Cases: the default ``jaxcollapse run`` (process wall time, ``--quiet --no-plots``) and each workload W1-W6 at
-``--chains`` chains x ``--generations`` generations (the first ``simulate`` call, in seconds, and the process
-wall time). Prints a Markdown table of medians over the rounds; the cache size is that of all cases together.
+``--chains`` chains x ``--generations`` generations (the process wall time; the first ``simulate`` call,
+``import jax`` included as before; and the call alone, after ``import jax`` and the engine's modules). Prints a
+Markdown table of medians over the rounds; the cache size is that of all cases together.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from jaxcollapse.bench.workloads import WORKLOADS
 w = WORKLOADS[{name!r}]
 initial, regime = w.engine_inputs()
 t = time.perf_counter()
+import jax, jaxcollapse.engine.simulate
+t1 = time.perf_counter()
 jc.simulate(0, initial, regime, chains={chains}, generations={gens}, keep_final=False)
-print(time.perf_counter() - t)
+t2 = time.perf_counter()
+print(t2 - t, t2 - t1)
 """
 
 
-def run_case(name: str, cache: str, chains: int, gens: int, out: str) -> tuple[float, float | None]:
-    """``(process wall seconds, first simulate call seconds or None)`` of one fresh process."""
+def run_case(name: str, cache: str, chains: int, gens: int, out: str) -> tuple[float, float | None, float | None]:
+    """``(process wall seconds, first simulate call seconds with imports, without; None for the command)`` of
+    one fresh process."""
     env = dict(os.environ, JAXCOLLAPSE_CACHE_DIR=cache, PYTHONPATH=ROOT)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     if name == "run":
@@ -44,7 +49,10 @@ def run_case(name: str, cache: str, chains: int, gens: int, out: str) -> tuple[f
     t = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t
-    return wall, (None if name == "run" else float(p.stdout.split()[-1]))
+    if name == "run":
+        return wall, None, None
+    with_imports, call = (float(x) for x in p.stdout.split()[-2:])
+    return wall, with_imports, call
 
 
 def dir_bytes(path: str) -> int:
@@ -70,15 +78,17 @@ def main() -> None:
                     print(f"round {r} {c} {kind}: {times[c][kind][-1]} load {os.getloadavg()[0]:.2f}",
                           file=sys.stderr, flush=True)
             size = dir_bytes(cache)
-    print("| case | process s, cold | process s, cached | first `simulate` s, cold | first `simulate` s, cached |")
-    print("|---|---:|---:|---:|---:|")
+    print("| case | process s, cold | process s, cached | first `simulate` s, cold | first `simulate` s, cached "
+          "| the call alone s, cold | the call alone s, cached |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for c in cases:
         def med(kind, i):
             xs = [t[i] for t in times[c][kind] if t[i] is not None]
             return f"{statistics.median(xs):.2f}" if xs else "-"
         label = ("`jaxcollapse run` (default study)" if c == "run"
                  else f"{c}, {args.chains} chains x {args.generations} gens")
-        print(f"| {label} | {med('cold', 0)} | {med('cached', 0)} | {med('cold', 1)} | {med('cached', 1)} |")
+        print(f"| {label} | {med('cold', 0)} | {med('cached', 0)} | {med('cold', 1)} | {med('cached', 1)} "
+              f"| {med('cold', 2)} | {med('cached', 2)} |")
     print(f"\nmedians of {args.rounds} rounds; cache after all cases: {size / 2**20:.1f} MiB")
 
 
