@@ -280,7 +280,7 @@ def test_sweep_segment_skips_collapsed_chunks_with_a_real_branch():
         keys, state, *_ = driver.start(task.keys, jnp.arange(bucket.chunk, dtype=jnp.uint32), task.params, job=job,
                                        mesh=mesh)
         args = (keys, state, task.params, jnp.int32(2), jnp.int32(6))
-        impl = driver.key_impl(task.keys)
+        impl = jax.random.key_impl(task.keys)
         swept = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job, mesh=mesh, length=3, impl=impl))(*args)
         plain = jax.make_jaxpr(lambda *a: driver.segment(*a, job=job._replace(
             kernel=job.kernel._replace(freezes=lambda c: False)), mesh=mesh, length=3, impl=impl))(*args)

@@ -152,7 +152,7 @@ def start(key, ids, params, *, job: Job, mesh: Mesh):
 def segment(keys, state, params, first_generation, last_generation, *, job: Job, mesh: Mesh, length: int, impl):
     """Generations ``first_generation .. first_generation + length - 1`` (those past ``last_generation`` leave
     the state as it is) of the chains whose keys' data :func:`start` returned, keys of the PRNG implementation
-    ``impl`` (:func:`key_impl`). Returns the state and the records, each ``(length, [points,] chains, ...)``.
+    ``impl`` (``jax.random.key_impl``). Returns the state and the records, each ``(length, [points,] chains, ...)``.
     Keys cross the program's boundary as data: JAX 0.8 cannot lower an exported program whose arguments are
     sharded key arrays (:mod:`jaxcollapse.engine.programs`)."""
     k, cfg = job.kernel, job.config
@@ -215,11 +215,6 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         keys, state, params, first_generation, last_generation)
 
 
-def key_impl(key):
-    """The PRNG implementation of a typed key (array), a static argument of :func:`segment`."""
-    return jax.random.key_impl(key)
-
-
 @functools.partial(jax.jit, static_argnames=("job",))
 def models(state, params, *, job: Job):
     """The chains' models ``([points,] chains, C, V)`` float64."""
@@ -266,9 +261,9 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
     mine = list(range(len(starts)))[share[0]::share[1]]
     d = len(devices)
     mesh = mesh_of(devices)
-    platform, impl = devices[0].platform, key_impl(key)
-    # the package's own kernels run through the program store, whose keys hold the package's source
-    call = programs.call if job.kernel in BUILT_IN else lambda fn, args, statics, **_: fn(*args, **statics)
+    # the program store keeps the package's own kernels only: its keys hold the package's source
+    common = dict(platform=devices[0].platform, store=job.kernel in BUILT_IN)
+    impl = jax.random.key_impl(key)
     g1, seg = segments(job, generations)
     width = 1 if not job.points else int(np.shape(jax.tree.leaves(params)[0])[0])
     total, done = sum(min(chunk, len(ids) - starts[k]) for k in mine) * generations * width, 0
@@ -279,8 +274,8 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
             part = ids[starts[k]:starts[k] + chunk]
             rows.append(np.concatenate([part, np.full(chunk - len(part), part[-1])]))
         sizes = [min(chunk, len(ids) - starts[k]) for k in group]
-        keys, state, info0, info1 = call(start, (key, jnp.asarray(np.concatenate(rows), jnp.uint32), params),
-                                         dict(job=job, mesh=mesh), platform=platform)
+        keys, state, info0, info1 = programs.call(start, (key, jnp.asarray(np.concatenate(rows), jnp.uint32), params),
+                                                  dict(job=job, mesh=mesh), **common)
 
         def hand(info, first_column, used):
             info = jax.device_get(info)
@@ -292,8 +287,8 @@ def run(job: Job, key, params, ids: np.ndarray, *, chunk: int, generations: int,
         pending = [(info0, 0, None)] + ([(info1, 1, None)] if info1 is not None else [])
         used = g1 - 1                # generation 1 already ran in the first program when g1 == 2
         for first in range(g1, generations + 1, seg):
-            state, info = call(segment, (keys, state, params, jnp.int32(first), jnp.int32(generations)),
-                               dict(job=job, mesh=mesh, length=seg, impl=impl), platform=platform, donate=(1,))
+            state, info = programs.call(segment, (keys, state, params, jnp.int32(first), jnp.int32(generations)),
+                                        dict(job=job, mesh=mesh, length=seg, impl=impl), donate=(1,), **common)
             for p in pending:
                 hand(*p)
             done += sum(sizes) * width * used

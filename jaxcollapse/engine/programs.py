@@ -40,8 +40,9 @@ FORMAT = 1
 #: Name of the folder inside the compilation cache's directory.
 FOLDER = "jaxcollapse-programs"
 
-#: key -> (the function's name, what runs it in this process)
-_LOADED: dict[str, tuple[str, Callable]] = {}
+#: (function, statics, argument tree and leaves, folder) -> (the function's name, what runs it in this process):
+#: within a process the store's key is computed once per program, as ``jit`` traces once per shape.
+_LOADED: dict[tuple, tuple[str, Callable]] = {}
 _REGISTERED: set[type] = set()
 
 
@@ -86,9 +87,10 @@ def _static(value) -> object:
     return repr(value)
 
 
-def _leaf(x) -> object:
+def _leaf(x) -> tuple:
+    """What a trace sees of an argument (hashable; its repr is the same in every process)."""
     if isinstance(x, jax.Array):
-        return tuple(x.shape), str(x.dtype), bool(x.aval.weak_type), repr(x.sharding)
+        return tuple(x.shape), str(x.dtype), bool(x.aval.weak_type), x.sharding
     return type(x).__name__, np.shape(x), str(np.asarray(x).dtype)
 
 
@@ -186,16 +188,19 @@ def _store(path: str, exported):
     return _read(header, blob)
 
 
-def call(fn, args: tuple, statics: dict, *, platform: str, donate: tuple[int, ...] = ()):
-    """``fn(*args, **statics)`` for a jitted ``fn`` whose static arguments are ``statics``, through the store:
-    read back when stored, else exported and stored (then run from the export, so the first run compiles the
-    same program as later ones). ``donate``: indices of ``args`` whose buffers may be reused."""
-    folder = directory()
+def call(fn, args: tuple, statics: dict, *, platform: str, donate: tuple[int, ...] = (), store: bool = True):
+    """``fn(*args, **statics)`` for a jitted ``fn`` whose static arguments are ``statics``, through the store
+    (unless ``store`` is false): read back when stored, else exported and stored (then run from the export, so
+    the first run compiles the same program as later ones). ``donate``: indices of ``args`` whose buffers may be
+    reused."""
+    folder = directory() if store else None
     if folder is None:
         return fn(*args, **statics)
+    leaves, tree = jax.tree.flatten(args)
+    here = (fn, tuple(sorted(statics.items())), tree, tuple(_leaf(x) for x in leaves), folder)
+    if here in _LOADED:
+        return _LOADED[here][1](*args)
     k = key(fn, args, statics)
-    if k in _LOADED:
-        return _LOADED[k][1](*args)
     path = os.path.join(folder, k + ".program")
     exported = None
     try:
@@ -212,7 +217,7 @@ def call(fn, args: tuple, statics: dict, *, platform: str, donate: tuple[int, ..
         _LOG.info("%s runs without the program store (%s)", _name(fn), err)
         run = functools.partial(fn, **statics)
         out = run(*args)
-    _LOADED[k] = (_name(fn), run)
+    _LOADED[here] = (_name(fn), run)
     return out
 
 

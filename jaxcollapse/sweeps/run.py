@@ -208,7 +208,7 @@ def time_call(plan, bucket, devices=None) -> tuple[float, float, int]:
         task = _Task(bucket, bucket.tasks[0], plan)
         t0 = time.perf_counter()
         ids = jnp.arange(bucket.chunk, dtype=jnp.uint32)
-        impl = driver.key_impl(task.keys)
+        impl = jax.random.key_impl(task.keys)
         keys, state, *_ = driver.start(task.keys, ids, task.params, job=job, mesh=mesh)
         state, info = driver.segment(keys, state, task.params, jnp.int32(g_first), jnp.int32(spec.generations), job=job,
                                      mesh=mesh, length=seg, impl=impl)
