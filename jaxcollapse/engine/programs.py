@@ -5,12 +5,13 @@ starts without tracing or lowering its programs in Python; the persistent compil
 A program is stored under a SHA-256 key of everything its trace depends on: the jitted function's name, its
 static arguments (the kernel's functions by name, the kernel's static config, the mesh's shape and platform),
 the tree, shapes, dtypes and shardings of its arguments, the JAX and jaxlib versions, JAX's configuration, the
-source of the package itself and the regime tables as they are at run time. The driver stores programs of the
-package's own kernels only (:data:`jaxcollapse.core.kernels.BUILT_IN`): another kernel's code is not in the key. Any change to one of them is a new key, so a stored program is never run for
-another study shape or another version of the code. Files live in ``jaxcollapse-programs`` inside the
-compilation cache's directory and are written atomically; ``JAXCOLLAPSE_CACHE_DIR=off``, no compilation cache or
-no ``flatbuffers`` package (``jax.export``'s format) turns them off. A program that cannot be exported or read
-back runs as a plain ``jit`` call; one that cannot be stored runs from its export.
+source of the package itself and the regime tables as they are at run time. Any change to one of them is a new
+key, so a stored program is never run for another study shape or another version of the code. The driver stores
+programs of the package's own kernels only (:data:`jaxcollapse.core.kernels.BUILT_IN`): another kernel's code is
+not in the key. Files live in ``jaxcollapse-programs`` inside the compilation cache's directory and are written
+atomically; ``JAXCOLLAPSE_CACHE_DIR=off``, no compilation cache or no ``flatbuffers`` package (``jax.export``'s
+format) turns them off. A program that cannot be exported or read back runs as a plain ``jit`` call; one that
+cannot be stored runs from its export.
 """
 
 from __future__ import annotations
