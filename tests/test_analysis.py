@@ -22,7 +22,7 @@ def _binomial_band(reps: int, p: float, false_failure: float = FAIL_PROB) -> tup
     """Two-sided acceptance band for a Binomial(reps, p) count with total false-failure prob <= false_failure.
 
     For reps = 2000, p = 0.95 and false_failure = 1e-3 this is [1867, 1931], i.e. the observed coverage must
-    lie in [0.9335, 0.9655] (about ±3.3 binomial sd of 0.0049 around 0.95); at FAIL_PROB (8.5e-5) it is
+    lie in [0.9335, 0.9655] (about ±3.3 binomial sd of 0.0049 around 0.95); at FAIL_PROB (8.3e-5) it is
     [1860, 1936] (about ±3.9 sd).
     """
     lo = int(stats.binom.ppf(false_failure / 2, reps, p))  # P(X < lo) < false_failure / 2

@@ -263,6 +263,46 @@ def test_rng_other_generators_fall_back_to_jax_random(x64):
     assert np.array_equal(np.asarray(rng.bits(key, (64,))), np.asarray(jax.random.bits(key, (64,), jnp.uint32)))
 
 
+def test_words_are_splitmix64(x64):
+    """The parent picks' words are the top halves of SplitMix64's outputs from the key's 64 bits (the reference
+    vectors of ``splitmix64.c`` for seed 1234567), alone, under jit and under vmap; other key kinds fall back to
+    jax.random's bits."""
+    from jaxcollapse.core import rng
+    key = jax.random.wrap_key_data(jnp.array([0, 1234567], jnp.uint32))
+    reference = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
+                 16408922859458223821]
+    assert np.asarray(rng.words(key, (5,))).tolist() == [r >> 32 for r in reference]
+    keys = jax.random.split(jax.random.key(7), 4)
+    batched = np.asarray(jax.jit(jax.vmap(lambda k: rng.words(k, (3, 5))))(keys))
+    assert batched.shape == (4, 3, 5) and batched.dtype == np.uint32
+    for i in range(4):
+        assert np.array_equal(batched[i], np.asarray(rng.words(keys[i], (3, 5))))
+    other = jax.random.key(3, impl="rbg")
+    assert np.array_equal(np.asarray(rng.words(other, (64,))), np.asarray(jax.random.bits(other, (64,), jnp.uint32)))
+
+
+def test_words_uniform_and_independent(x64):
+    """2^20 words from 256 chain keys (``fold_in`` of one key, as the engine derives them), Pearson chi-square
+    at FAIL_PROB each: the low byte of a word uniform; the top 4 bits of consecutive words of a stream
+    independent, and of the same word under consecutive keys; and multiply-shift picks in [0, 1100) (the
+    parent offsets of the resample kernel) uniform."""
+    from scipy import stats as st
+
+    from jaxcollapse.core import rng
+    base = jax.random.key(2024)
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(256, dtype=jnp.uint32))
+    w = np.asarray(jax.jit(jax.vmap(lambda k: rng.words(k, (4096,))))(keys)).astype(np.uint64)
+    low = np.bincount((w & 0xFF).ravel().astype(np.int64), minlength=256)
+    assert st.chisquare(low).pvalue > FAIL_PROB
+    top = (w >> 28).astype(np.int64)
+    serial = np.bincount((16 * top[:, 0:-1:2] + top[:, 1::2]).ravel(), minlength=256)
+    assert st.chisquare(serial).pvalue > FAIL_PROB
+    across = np.bincount((16 * top[0:-1:2] + top[1::2]).ravel(), minlength=256)
+    assert st.chisquare(across).pvalue > FAIL_PROB
+    picks = np.bincount(((w * np.uint64(1100)) >> np.uint64(32)).ravel().astype(np.int64), minlength=1100)
+    assert picks.size == 1100 and st.chisquare(picks).pvalue > FAIL_PROB
+
+
 def test_binomial_tree_marginals_uneven_tree(x64):
     """V = 1000 (not a power of two: leaves at two depths), Zipf weights with zeros: every token's mean count
     (Bonferroni over the tokens), the pmf of one token's count, exact row sums and no zero-weight draws;

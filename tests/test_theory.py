@@ -3,7 +3,7 @@
 Monte Carlo tolerance: every Monte Carlo assertion compares a sample mean with the exact formula within
 ``Z * SE``, ``SE`` the standard error of the mean estimated from the samples and ``Z`` the two-sided normal
 quantile of ``FAIL_PROB`` (tests/stats.py: the suite's 1% false-failure budget over its statistical
-assertions, about 8.5e-5 each; normal approximation, 20000 chains). The file makes 37 such comparisons
+assertions, about 8.3e-5 each; normal approximation, 20000 chains). The file makes 37 such comparisons
 (``N_MC_ASSERTIONS``), counted in that budget; the seeds are fixed, so the outcome is deterministic.
 (One further check asserts the printed Theorem 2 is *rejected*; its value is ~17 SE away.)
 """

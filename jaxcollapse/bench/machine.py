@@ -95,7 +95,7 @@ def machine_info() -> dict:
 def rng_throughput(size: int, repeats: int) -> dict:
     """Random numbers per second, for one batch of ``size`` values under ``jit`` (and an in-cache batch of at most
     :data:`SMALL_RNG_BATCH`): the engine's generator (:mod:`jaxcollapse.core.rng`: float64 uniforms and 32-bit
-    words, ``engine_float64`` / ``engine_bits32``), ``jax.random.uniform`` (float64 under x64, and float32), and
+    words (SplitMix64, the resampling kernel's parent picks), ``engine_float64`` / ``engine_bits32``), ``jax.random.uniform`` (float64 under x64, and float32), and
     NumPy's ``default_rng().random`` (PCG64, float64) for comparison; each with the seconds of every timed batch."""
     import jax
     import jax.numpy as jnp
@@ -104,7 +104,7 @@ def rng_throughput(size: int, repeats: int) -> dict:
     small = min(size, SMALL_RNG_BATCH)
     out = {"batch": int(size), "small_batch": int(small), "repeats": int(repeats)}
     draws = {"engine_float64": lambda k, shape: engine_rng.uniform(k, shape),
-             "engine_bits32": lambda k, shape: engine_rng.bits(k, shape),
+             "engine_bits32": lambda k, shape: engine_rng.words(k, shape),
              "jax_float64": lambda k, shape: jax.random.uniform(k, shape, jnp.float64),
              "jax_float32": lambda k, shape: jax.random.uniform(k, shape, jnp.float32)}
     with jax.enable_x64(True):
@@ -188,7 +188,8 @@ def rng_share(w, chains: int, engine: dict, rng: dict | None) -> dict:
     elif sampler == "resample":
         per_gen = chains * w.n
         how = (f"resample kernel: one random number per new sample ({w.n} per chain: a parent pick among the "
-               f"{w.n + (w.real or 0)} training samples; 32-bit bits while they are <= 65536, else a float64 uniform)")
+               f"{w.n + (w.real or 0)} training samples; a 32-bit SplitMix64 word while they are <= 65536, else a "
+               f"float64 uniform)")
     else:
         return {"estimate": None, "how": f"unknown sampler {sampler!r}"}
     # 32-bit draws (resample's parent picks on small lists) are compared with the 32-bit rate.

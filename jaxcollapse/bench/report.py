@@ -195,7 +195,7 @@ def markdown(report: dict) -> str:
             "|---|---:|",
             *([f"| engine's generator (`jaxcollapse.core.rng`, {m.get('prng_impl')}) float64 | "
                f"{fmt(rng['engine_float64']['per_s'])} |",
-               f"| engine's generator 32-bit words | {fmt(rng['engine_bits32']['per_s'])} |"]
+               f"| engine's generator 32-bit words (SplitMix64) | {fmt(rng['engine_bits32']['per_s'])} |"]
               if "engine_float64" in rng else []),
             f"| `jax.random.uniform` float64 ({m.get('prng_impl')}) | {fmt(rng['jax_float64']['per_s'])} |",
             f"| `jax.random.uniform` float32 ({m.get('prng_impl')}) | {fmt(rng['jax_float32']['per_s'])} |",

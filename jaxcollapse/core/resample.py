@@ -83,7 +83,7 @@ def _pick(key, size, config: Config):
     """Uniform parent offsets in ``[0, size)``, one per element of ``size`` (int64 >= 1, at most ``slots``)."""
     if config.slots <= 1 << 16:
         # 32-bit multiply-shift: each offset has probability within 2^-32 of 1/size.
-        bits = rng.bits(key, size.shape).astype(jnp.uint64)
+        bits = rng.words(key, size.shape).astype(jnp.uint64)
         return ((bits * size.astype(jnp.uint64)) >> 32).astype(jnp.int64)
     u = rng.uniform(key, size.shape)
     return jnp.minimum(jnp.floor(u * size).astype(jnp.int64), size - 1)

@@ -1,4 +1,5 @@
-"""Random bits and uniforms for the kernels: ``jax.random``'s own streams, computed faster on CPU.
+"""Random bits and uniforms for the kernels: ``jax.random``'s own streams computed faster on CPU, and a cheaper
+stream of 32-bit words for the resampling kernel's parent picks.
 
 :func:`bits` and :func:`uniform` return exactly what ``jax.random.bits`` and ``jax.random.uniform`` return for
 the same key and shape (``uint32`` bits; ``float64`` uniforms on ``[0, 1)`` with 52 random bits), so every
@@ -9,6 +10,13 @@ that XLA cannot fuse with what uses the numbers; :func:`threefry2x32` is unrolle
 XLA fuses into one loop: a batch of 2^22 float64 uniforms takes 16 ms here against 51 ms for
 ``jax.random.uniform`` (2-core x86-64 CPU). Keys of any other implementation (``rbg``, ...), or the
 non-partitionable layout, fall back to ``jax.random``.
+
+:func:`words` is SplitMix64 (Steele, Lea and Flood 2014; Vigna's ``splitmix64.c``) seeded with the key's 64
+bits: a Weyl sequence through an invertible 64-bit mix, which passes BigCrush, at about 0.2 ns per word here
+against 0.76 for Threefry. Streams under different keys are windows of one Weyl sequence at offsets that
+Threefry drew, so two windows of ``L`` words among ``S`` keys overlap with probability below ``S^2 L / 2^64``
+(5e-4 for 10^7 chain-generations of 100 words); an overlap makes two chain-generations reuse some of the same
+words, not any word more likely.
 """
 
 from __future__ import annotations
@@ -84,3 +92,26 @@ def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     word = (h1.astype(jnp.uint64) << jnp.uint64(32)) | h2.astype(jnp.uint64)
     mantissa = (word >> jnp.uint64(12)) | jnp.asarray(_ONE_BITS)
     return jax.lax.bitcast_convert_type(mantissa, jnp.float64) - 1.0
+
+
+def _mix64(z: jax.Array) -> jax.Array:
+    """SplitMix64's output function (Stafford's "variant 13" of the MurmurHash3 finaliser), uint64 to uint64."""
+    u = jnp.uint64
+    z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
+    return z ^ (z >> u(31))
+
+
+def words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``shape`` uint32 random words: word ``i`` (row-major) is the top half of SplitMix64's output ``i + 1``
+    from the seed ``s`` = the key's two words (first word high), ``mix64(s + (i + 1) 0x9E3779B97F4A7C15)``.
+    Non-Threefry keys give :func:`bits`."""
+    key = _typed(key)
+    shape = tuple(shape)
+    if not _ours(key):
+        return bits(key, shape)
+    u = jnp.uint64
+    w = jax.random.key_data(key)
+    seed = (w[0].astype(u) << u(32)) | w[1].astype(u)
+    i = jnp.arange(1, math.prod(shape) + 1, dtype=u)
+    return (_mix64(seed + i * u(0x9E3779B97F4A7C15)) >> u(32)).astype(jnp.uint32).reshape(shape)
