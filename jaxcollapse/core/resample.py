@@ -158,9 +158,9 @@ def next_step(key: jax.Array, state: ResampleState, params: Params, config: Conf
     else:
         tokens = state.tokens.at[target].set(values, unique_indices=True)
     if config.kind == "partially_synthetic":
-        # The N real samples are p^(1)'s: all one token iff p^(1) has support 1; only the n synthetic ones move.
-        row, target = _synthetic_slots(params, config)
-        return _advance(state, tokens, params, config, (row, tokens[target], state.first_support == 1))
+        # The N real samples are p^(1)'s: all one token iff p^(1) has support 1; only the n synthetic ones move,
+        # and they are ``values`` (in the order of :func:`_synthetic_slots`).
+        return _advance(state, tokens, params, config, (row, values, state.first_support == 1))
     return _advance(state, tokens, params, config)
 
 
@@ -316,11 +316,11 @@ def _partial_per_context(state: ResampleState, params: Params, config: Config) -
     ``1 / s`` of its token. Cost O(n) per generation instead of O(V) or O(N + n)."""
     m = state.generation
     vocab = config.vocab
-    row, target = _synthetic_slots(params, config)
-    flat = row * vocab + state.tokens[target]
+    row, synthetic = _synthetic_tokens(state.tokens, params, config)
+    flat = row * vocab + synthetic
     # At generation 1 (a constant inside the first program) XLA would otherwise fold every sum below at
     # compile time, slowly.
-    valid = jax.lax.optimization_barrier(jnp.broadcast_to(m >= 2, target.shape))
+    valid = jax.lax.optimization_barrier(jnp.broadcast_to(m >= 2, synthetic.shape))
     add = valid.astype(jnp.int32)
     if config.slots < _PACK_LIMIT:
         both = (state.first << 16).at[flat].add(add, mode="promise_in_bounds").at[flat].get(mode="promise_in_bounds")
@@ -376,6 +376,15 @@ def _synthetic_slots(params: Params, config: Config):
     return row, start[row] + params.real[row] + slot - (ends - n)[row]
 
 
+def _synthetic_tokens(tokens, params: Params, config: Config):
+    """Partially synthetic lists: the rows of :func:`_synthetic_slots` and the tokens in those slots, ``(draws,)``
+    each. One context's synthetic slots are one run after its ``N`` real ones: a slice, not a gather."""
+    row, target = _synthetic_slots(params, config)
+    if config.contexts == 1:
+        return row, jax.lax.dynamic_slice_in_dim(tokens, params.real[0], config.draws)
+    return row, tokens[target]
+
+
 def _table_counts(state: ResampleState, params: Params, config: Config):
     """``(C * V,)`` int32 token counts of ``p^(m)``'s training list.
 
@@ -384,9 +393,9 @@ def _table_counts(state: ResampleState, params: Params, config: Config):
     size = size_at(state.generation, params, config)
     if config.kind != "partially_synthetic":
         return _counts(state.tokens, size, params, config)[0]
-    row, target = _synthetic_slots(params, config)
+    row, synthetic = _synthetic_tokens(state.tokens, params, config)
     add = (state.generation >= 2).astype(jnp.int32)
-    return state.first.at[row * config.vocab + state.tokens[target]].add(add)
+    return state.first.at[row * config.vocab + synthetic].add(add)
 
 
 def measure(state: ResampleState, params: Params, config: Config, per_context: bool = False) -> dict:
