@@ -1,2 +1,2 @@
-"""Running many chains: the one driver (chunks of chains under vmap, lax.scan over generations, sharding over
+"""Running many chains: the one driver (chunks of chains under vmap, a loop over generations, sharding over
 devices, processes), ``simulate`` / ``simulate_trained`` and the ``Result``."""

@@ -1,4 +1,4 @@
-"""The one driver: chains in chunks under ``vmap``, ``lax.scan`` over generations, sharded over devices.
+"""The one driver: chains in chunks under ``vmap``, a loop over generations, sharded over devices.
 
 Every path that runs chains over generations runs here: :func:`jaxcollapse.simulate`,
 :func:`jaxcollapse.simulate_trained`, the sweep (points x chains), the trajectory recorder and the studies.
@@ -11,7 +11,8 @@ record; :func:`run` takes the job over the chains with global indices ``ids``:
 - chains run in chunks of a fixed size (one compilation per study shape); the chunks of one call are laid
   along a chain axis sharded over the local devices (``shard_map`` over a one-axis ``Mesh``), one chunk per
   device, so each device runs the one-device program on its chunk;
-- generations run in segments of one compiled ``lax.scan``; the next segment is dispatched before the
+- generations run in segments of one compiled loop (a ``lax.fori_loop`` whose trip count stops at the run's
+  last generation, so no generation is guarded by a ``lax.cond``); the next segment is dispatched before the
   previous one's metrics are fetched (one transfer of the whole info tree) and handed to the caller's sink;
   generation 1 runs in the first program, or in the first segment where the kernel's step also serves it
   (``Kernel.first_in_step``: then the sampler is compiled once, not twice);
@@ -141,6 +142,8 @@ def start(key, ids, params, *, job: Job, mesh: Mesh):
         def one(key, params):
             keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
             state, info0, info1 = jax.vmap(functools.partial(_start_chain, job), in_axes=(0, None))(keys, params)
+            # strongly typed, as segment returns it: its next call then finds the types of its first call
+            state = jax.tree.map(lambda x: lax.convert_element_type(x, x.dtype), state)
             return jax.random.key_data(keys), state, info0, info1
         return jax.vmap(one)(key, params) if job.points else one(key, params)
 
@@ -150,9 +153,10 @@ def start(key, ids, params, *, job: Job, mesh: Mesh):
 
 @functools.partial(jax.jit, static_argnames=("job", "mesh", "length", "impl"), donate_argnames=("state",))
 def segment(keys, state, params, first_generation, last_generation, *, job: Job, mesh: Mesh, length: int, impl):
-    """Generations ``first_generation .. first_generation + length - 1`` (those past ``last_generation`` leave
-    the state as it is) of the chains whose keys' data :func:`start` returned, keys of the PRNG implementation
-    ``impl`` (``jax.random.key_impl``). Returns the state and the records, each ``(length, [points,] chains, ...)``.
+    """Generations ``first_generation .. first_generation + length - 1``, those up to ``last_generation`` (the
+    later ones are not run, and their rows of the records are not generations of the run), of the chains whose
+    keys' data :func:`start` returned, keys of the PRNG implementation ``impl`` (``jax.random.key_impl``).
+    Returns the state and the records, each ``(length, [points,] chains, ...)``.
     Keys cross the program's boundary as data: JAX 0.8 cannot lower an exported program whose arguments are
     sharded key arrays (:mod:`jaxcollapse.engine.programs`)."""
     k, cfg = job.kernel, job.config
@@ -166,48 +170,61 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         def measure(s):
             return _vmapped(job, lambda c, p: _record(job, c, p), 1)(s, params)
 
-        advance, (_, extra_shape) = _traced_once(advance, state, first_generation)
-
         def compute(s, m):
-            s, extra = lax.cond(m <= last_generation, advance, lambda s, m: (s, _zeros(extra_shape)), s, m)
+            s, extra = advance(s, m)
             return s, {**measure(s), **extra}
 
         compute, (_, info_shape) = _traced_once(compute, state, first_generation)
+        # The loops stop at the run's last generation (their trip counts are traced): a guard per generation
+        # (a lax.cond) would cost its copies of the state (W1: 1.13 against 1.01 ms per generation).
+        count = jnp.clip(last_generation - first_generation + 1, 0, length)
 
-        steps = jnp.arange(length, dtype=first_generation.dtype)
+        def zeros(n):
+            return jax.tree.map(lambda x: jnp.zeros((n,) + x.shape, x.dtype), info_shape)
+
+        def put(records, i, info):
+            return jax.tree.map(lambda a, x: lax.dynamic_update_index_in_dim(a, x, i, 0), records, info)
+
+        def generations(first, n, carry):
+            """``carry = (state, records, last info)`` after the ``n`` generations from ``first`` (written to
+            ``records`` from its row 0)."""
+            def one(i, carry):
+                s, records, _ = carry
+                s, info = compute(s, first + i)
+                return s, put(records, i, info), info
+            return lax.fori_loop(0, n, one, carry)
+
         if not k.freezes(cfg):
-            return lax.scan(lambda s, i: compute(s, first_generation + i), state, steps)
+            state, records, _ = generations(first_generation, count, (state, zeros(length), _zeros(info_shape)))
+            return state, records
 
         block = _block(length)
 
-        def run(carry, ms):
-            if block == 1:      # a scan of one step still costs its copies (W2: 25 ms per generation against 20)
-                s, info = compute(carry[0], ms[0])
-                return (s, info), jax.tree.map(lambda x: x[None], info)
-
-            def one(carry, m):
-                s, info = compute(carry[0], m)
-                return (s, info), info
-
-            return lax.scan(one, carry, ms)
-
-        def body(carry, ms):
-            def skip(carry, ms):
-                s, previous = carry
-                moved = jnp.sum(ms <= last_generation, dtype=s.generation.dtype)
-                return (s._replace(generation=s.generation + moved), previous), jax.tree.map(
-                    lambda x: jnp.broadcast_to(x, (block,) + x.shape), previous)
-
+        def body(b, carry):
             # Once every chain here is a Dirac mass in every context, each generation returns the same model and
             # metrics: only the generation counter moves. Checked once per block of generations; the segment's
             # first block always runs (its records start the ones a skipped block repeats).
-            frozen = (ms[0] > first_generation) & jnp.all(carry[0].collapse_time >= 0)
-            return lax.cond(frozen, skip, run, carry, ms)
+            s, records, previous = carry
+            first = first_generation + b * block
+            n = jnp.minimum(block, count - b * block)
 
-        blank = _zeros(info_shape)
-        ms = first_generation + steps.reshape(length // block, block)
-        (state, _), infos = lax.scan(body, (state, blank), ms)
-        return state, jax.tree.map(lambda x: x.reshape((length,) + x.shape[2:]), infos)
+            def skip(s, previous):
+                return (s._replace(generation=s.generation + n),
+                        jax.tree.map(lambda x: jnp.broadcast_to(x, (block,) + x.shape), previous), previous)
+
+            def run(s, previous):
+                if block == 1:      # a loop of one step still costs its copies (W2: 25 ms per generation against 20)
+                    s, info = compute(s, first)
+                    return s, jax.tree.map(lambda x: x[None], info), info
+                return generations(first, n, (s, zeros(block), previous))
+
+            frozen = (b > 0) & jnp.all(s.collapse_time >= 0)
+            s, rows, previous = lax.cond(frozen, skip, run, s, previous)
+            records = jax.tree.map(lambda a, r: lax.dynamic_update_slice_in_dim(a, r, b * block, 0), records, rows)
+            return s, records, previous
+
+        state, records, _ = lax.fori_loop(0, -(-count // block), body, (state, zeros(length), _zeros(info_shape)))
+        return state, records
 
     chains = _spec(job)
     return jax.shard_map(local, mesh=mesh, in_specs=(chains, chains, PartitionSpec(), PartitionSpec(), PartitionSpec()),

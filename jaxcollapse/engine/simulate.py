@@ -1,4 +1,4 @@
-"""Run many independent chains of recursive training: ``vmap`` over chains, ``lax.scan`` over generations.
+"""Run many independent chains of recursive training: ``vmap`` over chains, a ``lax.fori_loop`` over generations.
 
 Chains are processed in chunks of a fixed size (one compilation per study shape); the chain with global
 index ``i`` uses the key ``fold_in(key, i)`` and, in generation ``m``, ``fold_in(fold_in(key, i), m)``, so its
