@@ -263,6 +263,33 @@ def test_rng_other_generators_fall_back_to_jax_random(x64):
     assert np.array_equal(np.asarray(rng.bits(key, (64,))), np.asarray(jax.random.bits(key, (64,), jnp.uint32)))
 
 
+def test_guided_search_equals_bisection(x64):
+    """The guided inverse-CDF search returns what bisection over the whole row returns, the smallest ``v`` with
+    ``cdf[v] > x``: rows with zeros, with tiny and huge weights, with a zero tail, and values at, between and
+    just below the cumulative weights."""
+    from jaxcollapse.core import samplers as S
+    rng = np.random.default_rng(5)
+    w = rng.random((4, 300)) ** 8
+    w[1, ::3] = 0.0
+    w[2, :] = 1e-12
+    w[2, 7] = 1.0
+    w[3, 100:] = 0.0
+    cdf = jnp.cumsum(jnp.asarray(w), axis=1)
+    c = np.asarray(cdf)
+    total = c[:, -1]
+    row = rng.integers(0, 4, 20000)
+    x = rng.random(20000) * total[row]
+    x[:300] = c[row[:300], rng.integers(0, 300, 300)]                    # exactly on a cumulative weight
+    x[300:600] = total[row[300:600]]
+    x = np.minimum(x, np.nextafter(total[row], 0))                        # the largest value below the total
+    plain = np.asarray(S._row_search(cdf, jnp.asarray(row), jnp.asarray(x)))
+    guide = S.row_guide(cdf)
+    guided = np.asarray(jax.jit(lambda c, r, v: S._row_search(c, r, v, guide))(cdf, jnp.asarray(row), jnp.asarray(x)))
+    assert np.array_equal(plain, guided) and plain.dtype == row.dtype
+    assert np.all(c[row, plain] > x) and np.all((plain == 0) | (c[row, np.maximum(plain - 1, 0)] <= x))
+    assert 1 <= int(guide[1]) < S._levels(300) + 1
+
+
 def test_words_are_splitmix64(x64):
     """The parent picks' words are the top halves of SplitMix64's outputs from the key's 64 bits (the reference
     vectors of ``splitmix64.c`` for seed 1234567), alone, under jit and under vmap; other key kinds fall back to

@@ -91,12 +91,12 @@ def _pick(key, size, config: Config):
 
 def _fresh_real(key, row, params: Params, config: Config):
     """One token per element of ``row`` drawn from that context's row of ``p^(0)`` (float64 inverse CDF,
-    53-bit uniforms)."""
+    53-bit uniforms; the search guided, as every chain searches the same table)."""
     cdf = jnp.cumsum(jnp.asarray(params.initial, jnp.float64), axis=1)
     total = cdf[row, -1]
     u = rng.uniform(key, row.shape)
     x = jnp.minimum(u * total, jnp.nextafter(total, jnp.zeros_like(total)))
-    return samplers._row_search(cdf, row, x).astype(jnp.int32)
+    return samplers._row_search(cdf, row, x, samplers.row_guide(cdf)).astype(jnp.int32)
 
 
 def init(key: jax.Array, params: Params, config: Config) -> ResampleState:

@@ -57,13 +57,42 @@ def choose_sampler(sampler: str, rows: int, vocab: int, capacity: int) -> str:
     return "tokens" if capacity <= 4 * rows * vocab and capacity <= 1 << 22 else "binomial"
 
 
-def _row_search(cdf: jax.Array, row: jax.Array, x: jax.Array) -> jax.Array:
-    """Smallest ``v`` with ``cdf[row, v] > x`` (per element of ``row``/``x``); ``cdf`` is ``(rows, V)``."""
-    vocab = cdf.shape[1]
+def row_guide(cdf: jax.Array, buckets: int = 4) -> tuple[jax.Array, jax.Array]:
+    """A guide for :func:`_row_search` on ``cdf`` ``(rows, V)`` float64 (nondecreasing rows), worth its cost when
+    many searches use one table: ``(table, levels)``, ``table`` ``(rows, K + 1)`` int32 the smallest ``v`` with
+    ``cdf[r, v] > k * total_r / K`` for ``K = buckets * V`` equal slices of each row's total, and ``levels`` the
+    bisection steps that any window of three slices needs (int32 scalar)."""
+    rows, vocab = cdf.shape
+    k = buckets * vocab
+    grid = jnp.arange(k + 1, dtype=cdf.dtype) * (cdf[:, -1:] / k)
+    table = jax.vmap(lambda c, g: jnp.searchsorted(c, g, side="right"))(cdf, grid)
+    table = jnp.minimum(table, vocab - 1).astype(jnp.int32)
+    width = jnp.max(table[:, 3:] - table[:, :-3])
+    return table, (32 - lax.clz(width)).astype(jnp.int32)
+
+
+def _row_search(cdf: jax.Array, row: jax.Array, x: jax.Array, guide=None) -> jax.Array:
+    """Smallest ``v`` with ``cdf[row, v] > x`` (per element of ``row``/``x``, ``x`` below the row's total);
+    ``cdf`` is ``(rows, V)``; the result has ``row``'s dtype. Bisection over the whole row, or, with ``guide``
+    (:func:`row_guide` of ``cdf``), over the window of three guide slices around ``x``: the same result in
+    fewer steps (Zipf on 600 tokens: 4 instead of 11)."""
+    rows, vocab = cdf.shape
+    index = jnp.int32 if rows * vocab < 1 << 31 else jnp.int64
+    at = row.astype(index)
     flat = cdf.reshape(-1)
-    base = row * vocab
-    lo = jnp.zeros_like(row)
-    hi = jnp.full_like(row, vocab - 1)
+    base = at * vocab
+    if guide is None:
+        lo, hi = jnp.zeros_like(at), jnp.full_like(at, vocab - 1)
+        levels = _levels(vocab) + 1
+    else:
+        table, levels = guide
+        k = table.shape[1] - 1
+        total = cdf[:, -1][at]
+        # x's slice, up to one off by rounding: the window of its neighbours holds the answer
+        i = jnp.clip(jnp.where(total > 0, jnp.floor(x * (k / total)), 0.0), 0, k - 1).astype(index)
+        steps = table.reshape(-1)
+        lo = steps[at * (k + 1) + jnp.maximum(i - 1, 0)].astype(index)
+        hi = steps[at * (k + 1) + jnp.minimum(i + 2, k)].astype(index)
 
     def body(_, lohi):
         lo, hi = lohi
@@ -71,8 +100,8 @@ def _row_search(cdf: jax.Array, row: jax.Array, x: jax.Array) -> jax.Array:
         go_right = flat[base + mid] <= x
         return jnp.where(go_right, mid + 1, lo), jnp.where(go_right, hi, mid)
 
-    lo, _ = lax.fori_loop(0, _levels(vocab) + 1, body, (lo, hi))
-    return lo
+    lo, _ = lax.fori_loop(0, levels, body, (lo, hi))
+    return lo.astype(row.dtype)
 
 
 def _token_rows(sizes: jax.Array, capacity: int):
