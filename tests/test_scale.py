@@ -300,3 +300,29 @@ def test_cpu_chunks_are_larger_for_the_binomial_sampler():
         assert S.chunk_for(config, 300) == 300
     config, _ = jc.build(jc.zipf(50000, 1.1), jc.fully_synthetic(10 ** 9), generations=3, sampler="binomial")
     assert S.chunk_for(config, 64) * S.bytes_per_chain(config) <= S.DEFAULT_MEMORY
+
+
+def test_large_host_arrays_are_mapped_with_their_pages():
+    """The run's large host arrays (traces, models) are writable float64 arrays of the asked shape, mapped with
+    their pages in place where the OS offers it; small ones are plain np.empty; the values survive pickling and
+    views outlive the array they were taken from."""
+    import mmap
+    import pickle
+
+    from jaxcollapse.engine import collect
+
+    small = collect.empty((10, 3))
+    assert small.shape == (10, 3) and small.dtype == np.float64 and small.flags.writeable
+    rows = collect.POPULATE_BYTES // (8 * 1000) + 1
+    big = collect.empty((rows, 1000), np.int64)
+    assert big.shape == (rows, 1000) and big.dtype == np.int64 and big.flags.writeable
+    if hasattr(mmap, "MAP_POPULATE"):
+        base = big
+        while isinstance(base, np.ndarray):
+            base = base.base
+        assert isinstance(getattr(base, "obj", base), mmap.mmap)
+    big[:] = np.arange(1000)
+    view = big[5:7]
+    assert np.array_equal(pickle.loads(pickle.dumps(big)), big)
+    del big
+    assert view.sum() == 2 * 499500

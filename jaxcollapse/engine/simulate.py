@@ -29,7 +29,7 @@ from ..core.regimes import Decoding, Regime
 from ..errors import ConfigError, check_bool, check_callable, check_float, check_int
 from . import driver
 from .cache import configure as configure_cache
-from .collect import Collector, Output, gather
+from .collect import Collector, Output, empty, gather
 from .result import METRIC_NAMES, Moments, Result
 
 #: Device-memory budget used to choose the chunk size when none is given (bytes).
@@ -321,7 +321,7 @@ class _Models:
 
     def __init__(self, chains: int, chunk: int, width: int, c: int, v: int):
         self.chunk = chunk
-        self.models = np.empty((chains, width, c, v))
+        self.models = empty((chains, width, c, v))
 
     def block(self, k: int, first_column: int, info: dict) -> None:
         a = info["model"]
