@@ -11,7 +11,7 @@ import numpy as np
 from .result import METRIC_NAMES, Moments
 
 #: Arrays from this size (bytes) on are mapped with their pages in place (:func:`empty`).
-POPULATE_BYTES = 16 << 20
+POPULATE_BYTES = 4 << 20
 
 
 def empty(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
