@@ -96,17 +96,12 @@ def _spec(job: Job, lead: int = 0) -> PartitionSpec:
 
 def _traced_once(fn, *args):
     """``fn`` traced once at the shapes of ``args``, as a function that binds the traced program again (without
-    running ``fn``'s Python), and the shapes of its output (``jax.ShapeDtypeStruct`` leaves). A ``lax.cond``,
-    a ``lax.scan`` body and a shape query each trace their function anew: the sampler's Python would otherwise
-    run three times per segment."""
+    running ``fn``'s Python), and the shapes of its output (``jax.ShapeDtypeStruct`` leaves). A shape query and
+    a loop body each trace their function anew: the sampler's Python would otherwise run twice per segment."""
     closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
     flat = jax.extend.core.jaxpr_as_fun(closed)
     tree = jax.tree.structure(shapes)
     return (lambda *a: jax.tree.unflatten(tree, flat(*jax.tree.leaves(a)))), shapes
-
-
-def _zeros(shapes):
-    return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
 
 def _record(job: Job, state, params) -> dict:
@@ -185,46 +180,42 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         def put(records, i, info):
             return jax.tree.map(lambda a, x: lax.dynamic_update_index_in_dim(a, x, i, 0), records, info)
 
-        def generations(first, n, carry):
-            """``carry = (state, records, last info)`` after the ``n`` generations from ``first`` (written to
-            ``records`` from its row 0)."""
+        def generations(first, n, s, records):
+            """The state and ``records`` after the ``n`` generations from ``first`` (written from row 0)."""
             def one(i, carry):
-                s, records, _ = carry
-                s, info = compute(s, first + i)
-                return s, put(records, i, info), info
-            return lax.fori_loop(0, n, one, carry)
+                s, info = compute(carry[0], first + i)
+                return s, put(carry[1], i, info)
+            return lax.fori_loop(0, n, one, (s, records))
 
         if not k.freezes(cfg):
-            state, records, _ = generations(first_generation, count, (state, zeros(length), _zeros(info_shape)))
-            return state, records
+            return generations(first_generation, count, state, zeros(length))
 
         block = _block(length)
 
         def body(b, carry):
             # Once every chain here is a Dirac mass in every context, each generation returns the same model and
             # metrics: only the generation counter moves. Checked once per block of generations; the segment's
-            # first block always runs (its records start the ones a skipped block repeats).
-            s, records, previous = carry
+            # first block always runs (a skipped block repeats the last record before it).
+            s, records = carry
             first = first_generation + b * block
             n = jnp.minimum(block, count - b * block)
 
-            def skip(s, previous):
-                return (s._replace(generation=s.generation + n),
-                        jax.tree.map(lambda x: jnp.broadcast_to(x, (block,) + x.shape), previous), previous)
+            def skip(s, records):
+                last = jax.tree.map(lambda a: lax.dynamic_index_in_dim(a, b * block - 1, keepdims=False), records)
+                return s._replace(generation=s.generation + n), jax.tree.map(
+                    lambda x: jnp.broadcast_to(x, (block,) + x.shape), last)
 
-            def run(s, previous):
+            def run(s, records):
                 if block == 1:      # a loop of one step still costs its copies (W2: 25 ms per generation against 20)
                     s, info = compute(s, first)
-                    return s, jax.tree.map(lambda x: x[None], info), info
-                return generations(first, n, (s, zeros(block), previous))
+                    return s, jax.tree.map(lambda x: x[None], info)
+                return generations(first, n, s, zeros(block))
 
             frozen = (b > 0) & jnp.all(s.collapse_time >= 0)
-            s, rows, previous = lax.cond(frozen, skip, run, s, previous)
-            records = jax.tree.map(lambda a, r: lax.dynamic_update_slice_in_dim(a, r, b * block, 0), records, rows)
-            return s, records, previous
+            s, rows = lax.cond(frozen, skip, run, s, records)
+            return s, jax.tree.map(lambda a, r: lax.dynamic_update_slice_in_dim(a, r, b * block, 0), records, rows)
 
-        state, records, _ = lax.fori_loop(0, -(-count // block), body, (state, zeros(length), _zeros(info_shape)))
-        return state, records
+        return lax.fori_loop(0, -(-count // block), body, (state, zeros(length)))
 
     chains = _spec(job)
     return jax.shard_map(local, mesh=mesh, in_specs=(chains, chains, PartitionSpec(), PartitionSpec(), PartitionSpec()),
