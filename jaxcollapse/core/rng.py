@@ -81,6 +81,24 @@ def bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return h1 ^ h2
 
 
+def stored(x: jax.Array, anchor: jax.Array) -> jax.Array:
+    """``x`` itself, read back through a gather at positions that XLA cannot prove to be ``0, 1, ...`` (they are
+    offset by a zero computed from ``anchor``, any integer array that exists before ``x``, such as its
+    counters or key words): one buffer, computed once. XLA's CPU fusion copies a chain of cheap elementwise
+    operations (the Threefry rounds) into every fusion that uses its result, so a kernel that splits into
+    several fusions after drawing (at logarithms, table lookups, loops) would otherwise hash its counters once
+    per fusion."""
+    if x.size == 0 or anchor.size == 0:
+        return x
+    lead = anchor.reshape(-1)[0]
+    width = lead.dtype.itemsize * 8
+    lead = jax.lax.bitcast_convert_type(lead, jnp.dtype(f"uint{width}"))
+    zero = jnp.minimum((lead >> 1).astype(jnp.dtype(f"int{width}")), 0)
+    flat = x.reshape(-1)
+    index = jnp.int32 if flat.shape[0] < 1 << 31 else jnp.int64
+    return flat[jnp.arange(flat.shape[0], dtype=index) + zero.astype(index)].reshape(x.shape)
+
+
 def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """``jax.random.uniform(key, shape, jnp.float64)``, the same values: ``shape`` float64 on ``[0, 1)``, the
     top 52 bits of each 64-bit word as the mantissa. Needs 64-bit types (``jax.enable_x64``)."""
@@ -91,7 +109,7 @@ def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     h1, h2 = _hash(key, shape)
     word = (h1.astype(jnp.uint64) << jnp.uint64(32)) | h2.astype(jnp.uint64)
     mantissa = (word >> jnp.uint64(12)) | jnp.asarray(_ONE_BITS)
-    return jax.lax.bitcast_convert_type(mantissa, jnp.float64) - 1.0
+    return stored(jax.lax.bitcast_convert_type(mantissa, jnp.float64) - 1.0, jax.random.key_data(key))
 
 
 def _mix64(z: jax.Array) -> jax.Array:

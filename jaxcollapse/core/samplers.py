@@ -210,7 +210,10 @@ def _tree_core(words, weights, sizes):
         left = _binomial_flat(k1, k2, ids, n.reshape(-1), p.reshape(-1)).reshape(k, e)
         # A lane past the step's nodes (count 0) writes zeros to its node's children: they are written again,
         # with their true counts, when that node's own step comes, or they lie in the padding past the leaves.
-        return lax.dynamic_update_slice(counts, jnp.stack([left, n - left], axis=1).reshape(2 * k, e), (2 * a, _ZERO))
+        # a select on the parity, not a stack: XLA's CPU loop over a concatenation does not vectorize
+        even = lax.broadcasted_iota(jnp.int32, (k, 2, e), 1) == 0
+        children = jnp.where(even, left[:, None, :], (n - left)[:, None, :]).reshape(2 * k, e)
+        return lax.dynamic_update_slice(counts, children, (2 * a, _ZERO))
 
     counts = lax.fori_loop(0, starts.shape[0], down, counts)
     return counts[vocab:2 * vocab].T.reshape(batch, rows, vocab)
