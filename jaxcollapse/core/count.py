@@ -279,8 +279,10 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
 
 def _track_collapse(state: State, params: Params) -> State:
     # a support of one token (the same as max == 1 for a fitted model, counts / total; not for p^(0) = [1e-300, ...])
-    return _metrics.record_collapse(state, jnp.sum(state.model > 0, axis=1) == 1,
-                                    jnp.argmax(state.model, axis=1).astype(jnp.int32), params.weights)
+    alive = state.model > 0
+    # the token of a one-token support as a sum, which vectorizes (XLA's CPU argmax does not); read only there
+    token = jnp.sum(jnp.where(alive, jnp.arange(alive.shape[1], dtype=jnp.int32), 0), axis=1, dtype=jnp.int32)
+    return _metrics.record_collapse(state, jnp.sum(alive, axis=1) == 1, token, params.weights)
 
 
 def first_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
