@@ -85,15 +85,19 @@ def _btrs_constants(n, q) -> _Btrs:
     return con._replace(hm=_log_ratio_term(m, con) + _stirling_tail(m) + _stirling_tail(n - m))
 
 
-def _btrs_try(con: _Btrs, u, v):
-    """One round of BTRS (Hörmann 1993) from uniforms ``u, v`` in (0, 1): the candidate and whether it is
-    accepted."""
+def _btrs_candidate(con: _Btrs, u, v):
+    """The candidate of a BTRS round from uniforms ``u, v`` in (0, 1), clipped to ``[0, n]``; whether it lies in
+    ``[0, n]``; whether the squeeze accepts it; and ``us = 0.5 - |u - 0.5|``."""
     u = u - 0.5
     us = 0.5 - jnp.abs(u)
     k = jnp.floor((2.0 * con.a / us + con.b) * u + con.c)
-    in_range = (k >= 0) & (k <= con.n)
-    k = jnp.clip(k, 0.0, con.n)
-    squeeze = (us >= 0.07) & (v <= con.vr)
+    return jnp.clip(k, 0.0, con.n), (k >= 0) & (k <= con.n), (us >= 0.07) & (v <= con.vr), us
+
+
+def _btrs_try(con: _Btrs, u, v):
+    """One round of BTRS (Hörmann 1993) from uniforms ``u, v`` in (0, 1): the candidate and whether it is
+    accepted."""
+    k, in_range, squeeze, us = _btrs_candidate(con, u, v)
     lv = jnp.log(v * con.alpha / (con.a / (us * us) + con.b))
     bound = (con.hm - _log_ratio_term(k, con) + (con.n + 1.0) * jnp.log1p((k - con.m) / (con.n - k + 1.0))
              - _stirling_tail(k) - _stirling_tail(con.n - k))
@@ -135,11 +139,8 @@ def _btrs_round(con, k1, k2, ids, rnd):
 def _btrs_squeeze(con, k1, k2, ids, rnd):
     """Round ``rnd`` of BTRS decided by its squeeze alone: the candidate (as :func:`_btrs_try` computes it) and
     whether the squeeze accepts it; where it does not, the full round (same uniforms) decides."""
-    u, v = _round_uniforms(k1, k2, ids, rnd)
-    u = u - 0.5
-    us = 0.5 - jnp.abs(u)
-    k = jnp.floor((2.0 * con.a / us + con.b) * u + con.c)
-    return jnp.clip(k, 0.0, con.n), (k >= 0) & (k <= con.n) & (us >= 0.07) & (v <= con.vr)
+    k, in_range, squeeze, _ = _btrs_candidate(con, *_round_uniforms(k1, k2, ids, rnd))
+    return k, in_range & squeeze
 
 
 def _squeeze_round(n, q, k1, k2, ids):
