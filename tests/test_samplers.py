@@ -285,11 +285,39 @@ def test_rng_streams_equal_jax_random(x64, shape):
     assert np.array_equal(np.asarray(rng.uniform(raw, shape)), np.asarray(jax.random.uniform(key, shape, jnp.float64)))
 
 
+def test_rng_keys_equal_jax_random(x64):
+    """``rng.fold_in`` and ``rng.split`` derive jax.random's own keys: typed and raw keys, data at 0, near and at
+    2^32 - 1 and past it (modulo 2^32), traced data, under jit and under vmap over keys and data."""
+    from jaxcollapse.core import rng
+    data = lambda k: np.asarray(jax.random.key_data(k))
+    for seed in (0, 12345, 2**31 - 1):
+        typed = jax.random.key(seed)
+        for key in (typed, jax.random.key_data(typed)):
+            for d in (0, 1, 977, 2**32 - 1, 2**32 + 5):
+                d = np.uint32(d % 2**32) if d >= 2**32 else d
+                ours, ref = rng.fold_in(key, d), jax.random.fold_in(key, d)
+                assert ours.dtype == ref.dtype and np.array_equal(data(ours), data(ref)), (seed, d)
+            for num in (1, 2, 3, 7):
+                ours, ref = rng.split(key, num), jax.random.split(key, num)
+                assert ours.shape == ref.shape and ours.dtype == ref.dtype and np.array_equal(data(ours), data(ref))
+    keys = jax.vmap(jax.random.key)(jnp.arange(6))
+    ids = jnp.arange(6, dtype=jnp.int32) * 7919
+    ours = jax.jit(jax.vmap(lambda k, i: rng.split(rng.fold_in(k, i), 3)))(keys, ids)
+    ref = jax.vmap(lambda k, i: jax.random.split(jax.random.fold_in(k, i), 3))(keys, ids)
+    assert np.array_equal(data(ours), data(ref))
+    assert np.array_equal(data(jax.vmap(rng.fold_in, (None, 0))(keys[0], ids)),
+                          data(jax.vmap(jax.random.fold_in, (None, 0))(keys[0], ids)))
+
+
 def test_rng_other_generators_fall_back_to_jax_random(x64):
     from jaxcollapse.core import rng
     key = jax.random.key(3, impl="rbg")
     assert np.array_equal(np.asarray(rng.uniform(key, (64,))), np.asarray(jax.random.uniform(key, (64,), jnp.float64)))
     assert np.array_equal(np.asarray(rng.bits(key, (64,))), np.asarray(jax.random.bits(key, (64,), jnp.uint32)))
+    assert np.array_equal(np.asarray(jax.random.key_data(rng.fold_in(key, 5))),
+                          np.asarray(jax.random.key_data(jax.random.fold_in(key, 5))))
+    assert np.array_equal(np.asarray(jax.random.key_data(rng.split(key, 3))),
+                          np.asarray(jax.random.key_data(jax.random.split(key, 3))))
 
 
 def test_guided_search_equals_bisection(x64):

@@ -140,12 +140,12 @@ def generate(key: jax.Array, probs: jax.Array, start: jax.Array, nxt: jax.Array,
     c, v = probs.shape
     cdf = jnp.cumsum(probs, axis=1)
     start_cdf = jnp.cumsum(start)
-    k0, kt = jax.random.split(key)
+    k0, kt = rng.split(key)
     ctx0 = _search(start_cdf, rng.uniform(k0, (sequences,)))
     slot = jnp.arange(sequences) * length
 
     def body(ctx, pos):
-        ku, kr = jax.random.split(jax.random.fold_in(kt, pos))
+        ku, kr = rng.split(rng.fold_in(kt, pos))
         tok = _pick(cdf[ctx], rng.uniform(ku, (sequences,)))
         counted = (slot + pos) < budget
         new = nxt[ctx, tok]

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import metrics as _metrics
+from . import rng
 from . import samplers
 from ..errors import MAX_SMOOTHING, ConfigError, check_float, check_int
 from .initial import as_initial
@@ -287,7 +288,7 @@ def _track_collapse(state: State, params: Params) -> State:
 
 def first_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
     """Generation 1: fit on real samples from ``p^(0)`` (``first`` of them per context)."""
-    k_draw, k_sub = jax.random.split(key)
+    k_draw, k_sub = rng.split(key)
     p0 = jnp.asarray(params.initial, jnp.float64)
     counts = _draw(k_draw, p0, params.first, config)
     total = params.first
@@ -362,7 +363,7 @@ DATA = {"fully_synthetic": _fully_synthetic, "partially_synthetic": _partially_s
 def next_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
     """Generation ``m = state.generation + 1 >= 2`` under the configured regime."""
     m = state.generation + 1
-    counts, total, pool = DATA[config.kind](jax.random.split(key), m, state, params, config)
+    counts, total, pool = DATA[config.kind](rng.split(key), m, state, params, config)
     model = _fit(counts, total, state.model, params, config)
     return _advance(state, model, pool, params, config)
 

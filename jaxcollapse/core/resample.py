@@ -137,7 +137,7 @@ def first_step(key: jax.Array, state: ResampleState, params: Params, config: Con
 def next_step(key: jax.Array, state: ResampleState, params: Params, config: Config) -> ResampleState:
     """Generation ``m = state.generation + 1 >= 2``."""
     m = state.generation + 1
-    k_real, k_pick = jax.random.split(key)
+    k_real, k_pick = rng.split(key)
     _, _, start = _layout(params, config)
     fresh, keep, size, prev = _regions(m, params, config)
     # Only the ``draws`` new samples are drawn: per context, its fresh real ones then its synthetic ones.

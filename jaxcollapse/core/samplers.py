@@ -284,7 +284,7 @@ def hypergeometric_sequential(key: jax.Array, pool: jax.Array, draws: jax.Array)
 
     def body(state):
         t, cdf = state
-        u = rng.uniform(jax.random.fold_in(key, t), (rows,))
+        u = rng.uniform(rng.fold_in(key, t), (rows,))
         left = size - t
         pos = jnp.minimum(jnp.floor(u * left.astype(jnp.float64)).astype(jnp.int64), left - 1)
         tok = jnp.sum(cdf <= pos[:, None], axis=1)

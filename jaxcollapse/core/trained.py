@@ -182,7 +182,7 @@ def init_weights(key: jax.Array, config: Config, params: Params) -> dict:
     if config.estimator == "softmax":
         return {"logits": jnp.zeros((c, v), jnp.float64)}
     if config.estimator == "embedding":
-        ke, kh, ko = jax.random.split(key, 3)
+        ke, kh, ko = rng.split(key, 3)
         fan_in = config.dim * (config.width if config.combine == "concat" else min(config.width, 1))
         w = {"embed": jax.random.normal(ke, (v, config.dim), jnp.float64), "bias": jnp.zeros((v,), jnp.float64)}
         if config.hidden and fan_in:
@@ -239,7 +239,7 @@ def fit(key: jax.Array, counts: jax.Array, weights: dict, config: Config, params
 
     def step(carry, i):
         w, s = carry
-        batch = minibatch(jax.random.fold_in(key, i), data, config.batch) if config.batch else data
+        batch = minibatch(rng.fold_in(key, i), data, config.batch) if config.batch else data
         updates, s = opt.update(grad(w, batch, config, params), s, w)
         return (optax.apply_updates(w, updates), s), None
 
@@ -358,7 +358,7 @@ def data(key: jax.Array, state: State, first: bool, params: Params, config: Conf
     and the new pool ``(C, V)`` int64."""
     p0 = jnp.asarray(params.initial, jnp.float64)
     if config.kind == "autoregressive":
-        kr, ks = jax.random.split(key)
+        kr, ks = rng.split(key)
 
         def real_only(_):
             return _ar.real_pairs(kr, params.joint_cdf, params.first[0], config.capacity, p0.shape)
@@ -374,7 +374,7 @@ def data(key: jax.Array, state: State, first: bool, params: Params, config: Conf
     def draw(k, w, sizes):
         return samplers.multinomial(k, w, sizes, method=config.sampler, capacity=config.capacity)
 
-    k1, k2 = jax.random.split(key)
+    k1, k2 = rng.split(key)
     if config.kind == "fresh_real":
         real = draw(k1, p0, jnp.where(first, params.first, params.real))
         synth = draw(k2, state.probs, jnp.where(first, 0, params.synthetic))
@@ -392,7 +392,7 @@ def data(key: jax.Array, state: State, first: bool, params: Params, config: Conf
 def _generation(key: jax.Array, state: State, first: bool, params: Params, config: Config) -> tuple[State, dict]:
     """Generation ``m = state.generation + 1``: data, then fit. ``info["context_l1"]``: the L1 distance between
     the contexts' shares of the training data and the context weights (drift of context frequencies)."""
-    kd, kt, ki = jax.random.split(key, 3)
+    kd, kt, ki = rng.split(key, 3)
     counts, pool = data(kd, state, first, params, config)
     rows = counts.sum(axis=1)
     weights = state.weights
@@ -447,7 +447,7 @@ def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
 
 
 KERNEL = Kernel(
-    init=lambda key, params, config: init(jax.random.fold_in(key, 0), params, config),
+    init=lambda key, params, config: init(rng.fold_in(key, 0), params, config),
     first=first_step,
     step=next_step,
     measure=lambda state, params, config, per_context=False: measure(state, params, per_context),

@@ -34,6 +34,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
+from ..core import rng
 from ..core.interface import Kernel
 from ..core.kernels import BUILT_IN
 from . import programs
@@ -119,7 +120,7 @@ def _start_chain(job: Job, key, params):
         info0["model"] = jnp.asarray(params.initial, jnp.float64)
     if k.first_in_step(cfg):
         return s0, info0, None
-    s1, extra = k.first(jax.random.fold_in(key, 1), s0, params, cfg)
+    s1, extra = k.first(rng.fold_in(key, 1), s0, params, cfg)
     info0.update({name: jnp.zeros_like(v) for name, v in extra.items()})
     return s1, info0, {**_record(job, s1, params), **extra}
 
@@ -135,7 +136,7 @@ def start(key, ids, params, *, job: Job, mesh: Mesh):
 
     def local(key, ids, params):
         def one(key, params):
-            keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
+            keys = jax.vmap(rng.fold_in, (None, 0))(key, ids)
             state, info0, info1 = jax.vmap(functools.partial(_start_chain, job), in_axes=(0, None))(keys, params)
             # strongly typed, as segment returns it: its next call then finds the types of its first call
             state = jax.tree.map(lambda x: lax.convert_element_type(x, x.dtype), state)
@@ -160,7 +161,7 @@ def segment(keys, state, params, first_generation, last_generation, *, job: Job,
         keys = jax.random.wrap_key_data(keys, impl=impl)
 
         def advance(s, m):
-            return _vmapped(job, lambda key, c, p: k.step(jax.random.fold_in(key, m), c, p, cfg), 2)(keys, s, params)
+            return _vmapped(job, lambda key, c, p: k.step(rng.fold_in(key, m), c, p, cfg), 2)(keys, s, params)
 
         def measure(s):
             return _vmapped(job, lambda c, p: _record(job, c, p), 1)(s, params)
