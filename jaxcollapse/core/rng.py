@@ -10,8 +10,8 @@ stream is Threefry-2x32 (20 rounds) of the counter ``(i >> 32, i & 0xffffffff)``
 that XLA cannot fuse with what uses the numbers; :func:`threefry2x32` is unrolled elementwise code, which
 XLA fuses into one loop: a batch of 2^22 float64 uniforms takes 16 ms here against 51 ms for
 ``jax.random.uniform`` (2-core x86-64 CPU), and deriving each generation's keys this way instead of through
-JAX's loop makes a generation of the resampling kernel 7-15% faster. Keys of any other implementation (``rbg``, ...), or the
-non-partitionable layout, fall back to ``jax.random``.
+JAX's loop makes a generation of the resampling kernel 7-15% faster. Keys of any other implementation
+(``rbg``, ...), or the non-partitionable layout, fall back to ``jax.random``.
 
 :func:`words` is SplitMix64 (Steele, Lea and Flood 2014; Vigna's ``splitmix64.c``) seeded with the key's 64
 bits: a Weyl sequence through an invertible 64-bit mix, which passes BigCrush, at about 0.2 ns per word here
