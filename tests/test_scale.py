@@ -241,6 +241,59 @@ def test_cli_devices(tmp_path, capsys):
     assert "--devices 1" in run.manifest["command"]
 
 
+def test_core_groups_split_the_usable_cores():
+    from jaxcollapse.engine import local
+
+    assert local.core_groups(2, [0, 1]) == [[0], [1]]
+    assert local.core_groups(2, [0, 1, 2, 3, 5]) == [[0, 1, 2], [3, 5]]
+    assert local.core_groups(1, [4, 6]) == [[4, 6]]
+    for bad in (0, 3):
+        message = f"--processes must be between 1 and the 2 usable CPU cores, got {bad}"
+        with pytest.raises(jc.ConfigError, match=message):
+            local.core_groups(bad, [0, 1], name="--processes")
+
+
+def test_chunks_are_shared_by_the_processes():
+    """Without a chunk size, every process of a jax.distributed job gets chunks, balanced."""
+    from jaxcollapse.engine import simulate as S
+
+    config, _ = jc.build(jc.zipf(100, 1.1), jc.fully_synthetic(10 ** 6), generations=3)
+    assert S.chunk_for(config, 16384) == 16384
+    assert S.chunk_for(config, 16384, processes=2) == 8192
+    assert S.chunk_for(config, 5, processes=2) == 3
+    assert S.chunk_for(config, 1, processes=2) == 1
+
+
+def test_cli_processes(tmp_path, capsys):
+    """``run --processes 2``: two pinned processes of one jax.distributed job write one results directory whose
+    traces, collapse records and final models are bit-identical to a one-process run; bad values are refused
+    with one line before any process starts."""
+    from jaxcollapse.cli import main
+    from jaxcollapse.engine import local
+
+    base = ["run", "--chains", "6", "-g", "3", "--vocab", "8", "--support", "5", "--quiet", "--no-plots"]
+    cores = len(local.usable_cores())
+    for bad in ("0", str(cores + 1)):
+        assert main(base + ["--processes", bad, "--out", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("jaxcollapse: error: --processes must be") and "\n" not in err, err
+        assert not (tmp_path / bad).exists()
+    if cores < 2:
+        pytest.skip("one usable CPU core")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(base + ["--out", str(one)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "jaxcollapse", *base, "--processes", "2", "--out", str(two)],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = jc.load_run(str(one)), jc.load_run(str(two))
+    assert b.result.settings["processes"] == 2 and b.result.settings["chunk_size"] == 3
+    assert np.array_equal(a.result.final, b.result.final)
+    assert np.array_equal(a.result.collapse_time, b.result.collapse_time)
+    for m in metrics.METRICS:
+        assert np.array_equal(a.result.traces[m], b.result.traces[m], equal_nan=True), m
+        np.testing.assert_allclose(a.result.summary[m].mean, b.result.summary[m].mean, rtol=1e-12, atol=1e-15)
+
+
 def _count_primitive(jaxpr, name: str) -> int:
     """Occurrences of primitive ``name`` in a jaxpr and every jaxpr nested in it."""
     from jax.extend import core as jcore

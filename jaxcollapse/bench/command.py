@@ -39,6 +39,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--sampler", default="auto", help="engine sampler passed to simulate: auto (default) or one of "
                          "jaxcollapse.samplers.SAMPLERS (e.g. resample, tokens, binomial)")
     ap.add_argument("--chunk-size", type=int, default=None, help="engine chains per compiled call (default: auto)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="time the engine as P pinned processes of one jax.distributed job on this machine "
+                    "(jaxcollapse.engine.local; default 1); the references run in this process, after it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-micro", action="store_true", help="skip the engine's per-piece (sampler/step/metrics) timing")
     ap.add_argument("--rng-size", type=int, default=None,
@@ -76,16 +79,20 @@ def resolve(args: argparse.Namespace) -> tuple[dict, str]:
                         ("--generations", args.generations), ("--chunk-size", args.chunk_size)):
         if value is not None and not value > 0:
             raise ConfigError(f"{flag} must be positive, got {value}")
+    from ..engine.local import core_groups
+    core_groups(args.processes, name="--processes")
     if args.rng_size is not None and args.rng_size < 0:
         raise ConfigError(f"--rng-size must be >= 0 (0 = skip), got {args.rng_size}")
     settings = {"workloads": names, "refs": refs, "repeats": repeats, "budget_s": budget,
                 "chain_scale": chain_scale, "gen_scale": gen_scale, "chains": args.chains,
                 "generations": args.generations, "quick": args.quick, "sampler": args.sampler,
-                "chunk_size": args.chunk_size, "seed": args.seed, "rng_size": rng_size,
+                "chunk_size": args.chunk_size, "processes": args.processes, "seed": args.seed, "rng_size": rng_size,
                 "uniforms_per_binomial_estimate": UNIFORMS_PER_BINOMIAL, "b_max_draws": B_MAX_DRAWS,
                 "argv": sys.argv[1:]}
     text = (f"repeats {repeats}, reference budget {fmt(budget)} s/run, chain scale {fmt(chain_scale)}, "
-            f"generation scale {fmt(gen_scale)}, sampler {args.sampler}" + (", QUICK" if args.quick else ""))
+            f"generation scale {fmt(gen_scale)}, sampler {args.sampler}"
+            + (f", engine in {args.processes} pinned processes" if args.processes > 1 else "")
+            + (", QUICK" if args.quick else ""))
     return settings, text
 
 

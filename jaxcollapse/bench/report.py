@@ -127,7 +127,8 @@ def markdown(report: dict) -> str:
                 continue
             label = IMPL_LABELS[impl]
             if impl == "engine":
-                label += f" ({row.get('sampler')})"
+                procs = f", {row['processes']} processes" if row.get("processes") else ""
+                label += f" ({row.get('sampler')}{procs})"
             if impl == "c":
                 ex = row.get("exactness", {})
                 label += (f"; exact at n={fmt(w['n'])}: " + ("yes" if ex.get("exact") else

@@ -22,6 +22,7 @@ like.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -30,7 +31,8 @@ import numpy as np
 from . import reference
 from .machine import copy_bandwidth, machine_info, metrics_share, rng_share, rng_throughput
 from .timing import collision_stats, loadavg, log, median, plan_subset, pool, timed, timing_row
-from .workloads import TARGET_B, TARGET_COMPILE_S, WORKLOADS, Workload, bench_engine, bench_engine_micro, sizes_for
+from .workloads import (TARGET_B, TARGET_COMPILE_S, WORKLOADS, Workload, bench_engine, bench_engine_micro,
+                        bench_engine_processes, sizes_for)
 
 #: Reference (b) draws at most this many tokens per chain and generation; larger ``n`` is extrapolated.
 B_MAX_DRAWS = 10 ** 7
@@ -149,9 +151,12 @@ def _check_generation(theory: np.ndarray | None, gens: int) -> int:
 
 
 def bench_workload(w: Workload, chains: int, gens: int, *, refs, repeats: int, sampler: str, seed: int,
-                   budget: float, chunk_size: int | None, micro: bool, rng: dict | None, quiet: bool) -> dict:
+                   budget: float, chunk_size: int | None, micro: bool, rng: dict | None, quiet: bool,
+                   processes: int = 1) -> dict:
     """The engine, its micro timings and the references ``refs`` on ``w`` at ``chains x gens``: rows, speed-ups
-    and targets, errors, the collision consistency check, the random-number share and the load average."""
+    and targets, errors, the collision consistency check, the random-number share and the load average. With
+    ``processes > 1`` the engine runs in that many pinned processes (:func:`bench_engine_processes`; no micro
+    timings)."""
     log(f"{w.describe()}\n  running {chains} chains x {gens} generations", quiet)
     t_start = time.perf_counter()
     result = {"workload": dataclasses.asdict(w), "chains": chains, "generations": gens,
@@ -160,11 +165,12 @@ def bench_workload(w: Workload, chains: int, gens: int, *, refs, repeats: int, s
     theory = _theory_collision(w, gens)
     g_check = _check_generation(theory, gens)
     checks = {"generation": g_check, "theory": None if theory is None else float(theory[g_check])}
-    engine, pooled = bench_engine(w, chains, gens, repeats=repeats, sampler=sampler, seed=seed,
-                                  chunk_size=chunk_size, quiet=quiet, check_gen=g_check)
+    timer = bench_engine if processes == 1 else functools.partial(bench_engine_processes, processes=processes)
+    engine, pooled = timer(w, chains, gens, repeats=repeats, sampler=sampler, seed=seed, chunk_size=chunk_size,
+                           quiet=quiet, check_gen=g_check)
     result["rows"]["engine"] = engine
     checks["engine"] = collision_stats(pooled)
-    if micro:
+    if micro and processes == 1:
         try:
             result["micro"] = bench_engine_micro(w, engine["chunk_size"], chains, gens, sampler=sampler,
                                                  seed=seed, repeats=repeats)
@@ -218,7 +224,7 @@ def run(settings: dict, settings_text: str, *, micro: bool = True, quiet: bool =
         report["workloads"].append(bench_workload(
             w, chains, gens, refs=settings["refs"], repeats=settings["repeats"], sampler=settings["sampler"],
             seed=settings["seed"], budget=settings["budget_s"], chunk_size=settings["chunk_size"], micro=micro,
-            rng=report.get("rng"), quiet=quiet))
+            rng=report.get("rng"), quiet=quiet, processes=settings.get("processes", 1)))
     report["total_seconds"] = time.perf_counter() - t0
     try:
         report["machine"]["load_average_at_end"] = os.getloadavg()

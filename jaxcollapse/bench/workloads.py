@@ -23,7 +23,10 @@ The engine row is :func:`jaxcollapse.simulate` (``keep_traces=True, keep_final=F
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -154,6 +157,44 @@ def bench_engine(w: Workload, chains: int, gens: int, *, repeats: int, sampler: 
     log(f"  engine warm median {row['median_s']:.3f} s = {row['ms_per_gen']:.2f} ms/gen; "
         f"compile ~ {row['compile_s']:.2f} s", quiet)
     return row, pooled
+
+
+def bench_engine_processes(w: Workload, chains: int, gens: int, *, processes: int, repeats: int, sampler: str,
+                           seed: int, chunk_size: int | None, quiet: bool,
+                           check_gen: int | None = None) -> tuple[dict, list]:
+    """:func:`bench_engine` run in ``processes`` pinned processes of one ``jax.distributed`` job on this machine
+    (:func:`jaxcollapse.engine.local.launch`): every process times the same calls, each of which runs its share
+    of the chains and gathers the whole result; process 0's timing row (with ``"processes"``) and pooled
+    collision probabilities are returned."""
+    from ..engine import local
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "engine.json")
+        job = json.dumps({"workload": dataclasses.asdict(w), "chains": chains, "gens": gens, "repeats": repeats,
+                          "sampler": sampler, "seed": seed, "chunk_size": chunk_size, "quiet": quiet,
+                          "check_gen": check_gen, "out": out})
+        status = local.launch(f"{__name__}:engine_in_job", [job], processes)
+        if status != 0:
+            raise RuntimeError(f"the engine's {processes} processes failed (exit status {status})")
+        with open(out) as f:
+            done = json.load(f)
+    row = dict(done["row"], processes=processes)
+    return row, [np.asarray(x) for x in done["pooled"]]
+
+
+def engine_in_job(argv: list[str]) -> int:
+    """One process of :func:`bench_engine_processes`: ``argv`` is its JSON job; process 0 writes the result."""
+    import jax
+
+    job = json.loads(argv[0])
+    first = jax.process_index() == 0
+    row, pooled = bench_engine(Workload(**job["workload"]), job["chains"], job["gens"], repeats=job["repeats"],
+                               sampler=job["sampler"], seed=job["seed"], chunk_size=job["chunk_size"],
+                               quiet=job["quiet"] or not first, check_gen=job["check_gen"])
+    if first:
+        with open(job["out"], "w") as f:
+            json.dump({"row": row, "pooled": [np.asarray(x).tolist() for x in pooled]}, f)
+    return 0
 
 
 def _first_scanned(w: Workload, gens: int, sampler: str | None) -> int:

@@ -109,6 +109,20 @@ def _warn(msg: str) -> None:
     print(f"{PROG}: warning: {msg}", file=sys.stderr)
 
 
+def launch_run(args: argparse.Namespace, raw: list[str]) -> int:
+    """``jaxcollapse run --processes P``: check the settings here (one line on an error, before any process
+    starts), then run the same command in ``P`` pinned processes of one ``jax.distributed`` job on this machine
+    (:mod:`jaxcollapse.engine.local`); process 0 prints and writes the results directory."""
+    from ..engine import local
+
+    resolve({o.key: getattr(args, o.key) for o in OPTIONS}, args.config)
+    local.core_groups(check_int("--processes", args.processes, low=1), name="--processes")
+    status = local.launch("jaxcollapse.cli.app:main_in_job", raw, args.processes)
+    if status == interrupts.EXIT_STATUS:
+        interrupts.clear()              # the processes have said so
+    return status
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``jaxcollapse run``: resolve the settings, check them and the memory, simulate, save, plot."""
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
@@ -203,6 +217,12 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
                    if size == settings.corpus.events else "split over the contexts by frequency")
             print(f"sample size per generation: {size:,} tokens ({how})")
     progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Bar(sys.stderr))
+    import jax
+
+    if progress is not None and jax.process_count() > 1:
+        # this process counts its own share of the chains; the shares are balanced, so scale it to the job
+        share, job = progress, chains * generations
+        progress = lambda done, total: share(done * job // max(total, 1), job)  # noqa: E731
     from ..engine.simulate import simulate
     launcher = _trained_launcher(settings) if trained else simulate
 
@@ -261,7 +281,9 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
         rate = chains * generations / max(result.wall_time, 1e-9)
         dev = manifest.get("jax", {})
         print(f"simulated in {result.wall_time:.1f} s, compilation included ({rate_text(rate)} chain-generations/s) "
-              f"on {dev.get('backend')} (device: {dev.get('device_kind')}); {total:.1f} s with saving and plots")
+              f"on {dev.get('backend')} (device: {dev.get('device_kind')}"
+              + (f", {result.settings['processes']} processes" if result.settings.get("processes", 1) > 1 else "")
+              + f"); {total:.1f} s with saving and plots")
     names = ["summary.csv", "traces.npz", "collapse.csv"] + (["contexts.csv"] if c > 1 else []) \
         + (["plots/"] if plot_files else []) + ["manifest.json"]
     print(f"results: {out}{os.sep} ({', '.join(names)})")

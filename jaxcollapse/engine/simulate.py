@@ -70,9 +70,11 @@ def bytes_per_chain(config: kernel.Config) -> int:
     return total
 
 
-def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY, platform: str = "cpu") -> int:
+def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY, platform: str = "cpu",
+              processes: int = 1) -> int:
     """Chains per chunk: as many as fit in ``memory`` (up to the backend's ``MAX_CHUNK``, or
-    ``MAX_CHUNK_CPU_BINOMIAL`` for the binomial sampler on a CPU), balanced over the chunks."""
+    ``MAX_CHUNK_CPU_BINOMIAL`` for the binomial sampler on a CPU) and at most a ``processes``-th of the chains
+    (so that every process of a ``jax.distributed`` job gets a chunk), balanced over the chunks."""
     per = bytes_per_chain(config)
     if per > memory:
         raise ConfigError(f"one chain needs about {per / 2**20:.0f} MiB of device memory, more than the "
@@ -80,7 +82,7 @@ def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY, 
     cap = MAX_CHUNK.get(platform, MAX_CHUNK_ACCELERATOR)
     if platform == "cpu" and getattr(config, "sampler", "") == "binomial":
         cap = MAX_CHUNK_CPU_BINOMIAL
-    most = max(1, min(cap, memory // per, chains))
+    most = max(1, min(cap, memory // per, -(-chains // processes)))
     pieces = math.ceil(chains / most)
     return math.ceil(chains / pieces)
 
@@ -188,7 +190,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         initial, config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler,
                                                   devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
-                 else chunk_for(config, chains, memory, devices[0].platform))
+                 else chunk_for(config, chains, memory, devices[0].platform, jax.process_count()))
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
                    per_context=per_context, keep_traces=keep_traces, keep_final=keep_final, progress=progress,
                    ids=_chain_ids(chain_ids, chains))
@@ -299,7 +301,8 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
         config, params = trained.build(initial, regime, generations=generations, estimator=estimator,
                                        training=training, context_tokens=context_tokens)
         training = trained.Training() if training is None else training
-        chunk = trained.default_chunk(config) if chunk_size is None else check_int("chunk_size", chunk_size, low=1)
+        chunk = (min(trained.default_chunk(config), -(-chains // jax.process_count())) if chunk_size is None
+                 else check_int("chunk_size", chunk_size, low=1))
         devices = resolve_devices(devices)
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
                    per_context=per_context, keep_traces=True, keep_final=keep_final, progress=progress)
