@@ -219,15 +219,11 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
     progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Bar(sys.stderr))
     import jax
 
-    if progress is not None and jax.process_count() > 1:
-        # this process counts its own share of the chains; the shares are balanced, so scale it to the job
-        share, job = progress, chains * generations
-        progress = lambda done, total: share(done * job // max(total, 1), job)  # noqa: E731
     from ..engine.simulate import simulate
     launcher = _trained_launcher(settings) if trained else simulate
 
     t0 = time.perf_counter()
-    watch = _Watch(progress, quiet)
+    watch = _Watch(progress, quiet, job=chains * generations if jax.process_count() > 1 else None)
     try:
         with interrupts.deferred():
             result = launcher(res["seed"], initial, settings.regime, chains=chains, generations=generations,
@@ -292,13 +288,18 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
 
 class _Watch:
     """The run's progress callback: a safe point for interrupts (between compiled segments), one warning when the
-    time left at the measured rate exceeds :data:`LONG_RUN_S`, then the progress display ``inner`` (or None)."""
+    time left at the measured rate exceeds :data:`LONG_RUN_S`, then the progress display ``inner`` (or None).
+    In a job of several processes, ``job`` is the whole job's chain-generations: this process counts its own
+    share, and the shares are balanced, so its counts are scaled to the job."""
 
-    def __init__(self, inner, quiet: bool):
+    def __init__(self, inner, quiet: bool, job: int | None = None):
         self.inner, self.quiet, self.calls, self.mark, self.warned = inner, quiet, 0, None, False
+        self.job = job
 
     def __call__(self, done: int, total: int) -> None:
         interrupts.check()
+        if self.job is not None:
+            done, total = done * self.job // max(total, 1), self.job
         self.calls += 1
         now = time.perf_counter()
         if self.calls == 2:     # the first call includes the compilations: measure from the second

@@ -11,6 +11,8 @@ trajectory bit-identical to a one-process run).
 
 Each process runs ``python -m jaxcollapse.engine.local CORES PORT P p MODULE:FUNCTION ARG...``, which pins
 itself, initialises ``jax.distributed`` and returns ``FUNCTION(list_of_ARG)`` (an int) as its exit status.
+JAX writes its persistent compilation cache from process 0 only, and on a CPU an entry belongs to one device:
+every other process compiles its programs at each start (W2's first call 7.5 s, the next ones 2.1 s).
 """
 
 from __future__ import annotations
