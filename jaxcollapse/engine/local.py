@@ -118,6 +118,12 @@ def _child(argv: list[str]) -> int:
 
     jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=int(processes),
                                process_id=int(process), initialization_timeout=JOIN_TIMEOUT_S)
+    if jax.default_backend() != "cpu":       # the processes would share the accelerators
+        if int(process) == 0:
+            print(f"jaxcollapse: error: processes pinned to CPU cores run on the CPU backend, but JAX's default "
+                  f"backend here is {jax.default_backend()}: run one process per accelerator (jax.distributed), "
+                  "or set JAX_PLATFORMS=cpu", file=sys.stderr)
+        return 2
     module, function = target.split(":")
     return int(getattr(importlib.import_module(module), function)(args) or 0)
 
