@@ -174,6 +174,8 @@ def bench_engine_processes(w: Workload, chains: int, gens: int, *, processes: in
                           "sampler": sampler, "seed": seed, "chunk_size": chunk_size, "quiet": quiet,
                           "check_gen": check_gen, "out": out})
         status = local.launch(f"{__name__}:engine_in_job", [job], processes)
+        if status == 130:
+            raise KeyboardInterrupt
         if status != 0:
             raise RuntimeError(f"the engine's {processes} processes failed (exit status {status})")
         with open(out) as f:

@@ -13,6 +13,7 @@ import time
 
 from .. import interrupts
 from ..engine.host import USABLE, available_memory, clock, plural, rate_text, size_text
+from ..engine.local import JOB_ENV
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG, one_line
 from ..io.study import training
@@ -114,9 +115,17 @@ def launch_run(args: argparse.Namespace, raw: list[str]) -> int:
     starts), then run the same command in ``P`` pinned processes of one ``jax.distributed`` job on this machine
     (:mod:`jaxcollapse.engine.local`); process 0 prints and writes the results directory."""
     from ..engine import local
+    from ..io.rundir import check_out_dir
 
-    resolve({o.key: getattr(args, o.key) for o in OPTIONS}, args.config)
+    flags = {o.key: getattr(args, o.key) for o in OPTIONS}
+    settings = resolve(flags, args.config)
     local.core_groups(check_int("--processes", args.processes, low=1), name="--processes")
+    given = settings.given["config_file_settings"] or {}
+    out = flags.get("out") or given.get("out")
+    if out is None:                       # one name for every process, checked here
+        out = _default_out(default_out_name(settings.resolved))
+        raw = [*raw, "--out", out]
+    check_out_dir(out, bool(flags.get("overwrite") or given.get("overwrite")))
     status = local.launch("jaxcollapse.cli.app:main_in_job", raw, args.processes)
     if status == interrupts.EXIT_STATUS:
         interrupts.clear()              # the processes have said so
@@ -167,6 +176,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=per_context,
                       final=settings.keep_final)
     avail = available_memory()
+    if avail is not None:       # every process of ``run --processes`` holds the whole result
+        avail //= int(os.environ.get(JOB_ENV) or 1)
     if avail is not None and need > USABLE * avail and per_context and "per_context" not in _explicit(settings):
         per_context = res["per_context"] = False
         need = host_bytes(chains, generations, c, v, traces=res["traces"], per_context=False, final=settings.keep_final)

@@ -68,22 +68,32 @@ def launch(target: str, args: list[str], processes: int, *, env: dict | None = N
     """Run ``target`` (``"module:function"``, called as ``function(args) -> int``) in ``processes`` pinned
     processes of one ``jax.distributed`` job and wait for them; returns the first non-zero exit status, else 0.
 
-    Every process inherits stdout and stderr. If one fails, or an interrupt arrives (Ctrl-C reaches every
-    process of the terminal's group), the others get ``SIGINT`` and :data:`GRACE_S` seconds to end cleanly
-    before they are killed; an interrupt returns 130."""
+    Every process inherits stdout and stderr, and ends when this one does. If one fails, or an interrupt
+    arrives (Ctrl-C reaches every process of the terminal's group), the others get ``SIGINT`` (a second interrupt
+    ends a command's process at once) and are killed if they still run :data:`GRACE_S` seconds later; an
+    interrupt returns 130, a process ended by signal ``s`` 128 + ``s``."""
     groups = core_groups(processes)
     port = str(_free_port())
-    base = dict(os.environ if env is None else env, **{JOB_ENV: str(processes)})
+    base = dict(os.environ if env is None else env)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    base.update({JOB_ENV: str(processes), "JAX_COORDINATOR_BIND_ADDRESS": f"127.0.0.1:{port}",
+                 "PYTHONPATH": os.pathsep.join(x for x in (package_root, base.get("PYTHONPATH")) if x)})
+    if any(k.lower() in ("http_proxy", "https_proxy", "grpc_proxy", "all_proxy") for k in base):
+        no_proxy = ",".join(x for x in (base.get("no_proxy"), "127.0.0.1", "localhost") if x)
+        base.update(no_proxy=no_proxy, NO_PROXY=no_proxy)     # the job's connections stay on this machine
     procs = [subprocess.Popen([sys.executable, "-m", __name__, ",".join(map(str, g)), port, str(processes),
                                str(p), target, *args], env=base)
              for p, g in enumerate(groups)]
     status, interrupted = 0, False
     try:
-        while any(p.poll() is None for p in procs):
-            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [c for c in codes if c not in (None, 0)]
             if failed:
                 status = failed[0]
                 _stop(procs)
+                break
+            if all(c == 0 for c in codes):
                 break
             time.sleep(0.05)
     except KeyboardInterrupt:
@@ -92,7 +102,8 @@ def launch(target: str, args: list[str], processes: int, *, env: dict | None = N
     codes = [p.wait() for p in procs]
     if interrupted:
         return 130
-    return status or next((c for c in codes if c != 0), 0)
+    status = status or next((c for c in codes if c != 0), 0)
+    return 128 - status if status < 0 else status
 
 
 def _stop(procs) -> None:
@@ -110,8 +121,19 @@ def _stop(procs) -> None:
             p.kill()
 
 
+def _end_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent ends (``prctl(PR_SET_PDEATHSIG)``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(argv: list[str]) -> int:
     cores, port, processes, process, target, *args = argv
+    _end_with_parent()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
     import jax                               # after pinning: XLA sizes its thread pool from the affinity
@@ -129,4 +151,9 @@ def _child(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))
+    code = _child(sys.argv[1:])
+    if code != 0:            # skip JAX's shutdown barrier, which would wait for the other processes
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(0)
