@@ -145,10 +145,9 @@ def run_command(args) -> int:
 
 def default_jobs() -> int:
     """Figures run at once by ``reproduce all``: the CPUs of this process (at most 4)."""
-    import os
+    from ..engine.local import usable_cores
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    return max(1, min(4, len(usable_cores())))
 
 
 def _figure_job(name, out, scale, seed, chains, pdf, quiet) -> tuple[dict, float]:

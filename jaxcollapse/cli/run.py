@@ -110,6 +110,13 @@ def _warn(msg: str) -> None:
     print(f"{PROG}: warning: {msg}", file=sys.stderr)
 
 
+def _out_and_overwrite(flags: dict, settings: RunSettings) -> tuple[str | None, bool]:
+    """The results directory asked for (``--out``, else the config file's ``out``; None for the default) and
+    whether it may be overwritten."""
+    given = settings.given["config_file_settings"] or {}
+    return flags.get("out") or given.get("out"), bool(flags.get("overwrite") or given.get("overwrite"))
+
+
 def launch_run(args: argparse.Namespace, raw: list[str]) -> int:
     """``jaxcollapse run --processes P``: check the settings here (one line on an error, before any process
     starts), then run the same command in ``P`` pinned processes of one ``jax.distributed`` job on this machine
@@ -120,12 +127,11 @@ def launch_run(args: argparse.Namespace, raw: list[str]) -> int:
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
     settings = resolve(flags, args.config)
     local.core_groups(check_int("--processes", args.processes, low=1), name="--processes")
-    given = settings.given["config_file_settings"] or {}
-    out = flags.get("out") or given.get("out")
+    out, overwrite = _out_and_overwrite(flags, settings)
     if out is None:                       # one name for every process, checked here
         out = _default_out(default_out_name(settings.resolved))
         raw = [*raw, "--out", out]
-    check_out_dir(out, bool(flags.get("overwrite") or given.get("overwrite")))
+    check_out_dir(out, overwrite)
     status = local.launch("jaxcollapse.cli.app:main_in_job", raw, args.processes)
     if status == interrupts.EXIT_STATUS:
         interrupts.clear()              # the processes have said so
@@ -154,9 +160,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
         primary = jax.process_index() == 0
     quiet = bool(flags.get("quiet") or (settings.given["config_file_settings"] or {}).get("quiet")) or not primary
-    overwrite = bool(flags.get("overwrite") or (settings.given["config_file_settings"] or {}).get("overwrite"))
-    file_out = (settings.given["config_file_settings"] or {}).get("out")
-    out = flags.get("out") or file_out
+    out, overwrite = _out_and_overwrite(flags, settings)
     for w in settings.warnings:
         if not quiet:
             _warn(w)
