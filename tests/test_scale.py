@@ -1,6 +1,7 @@
 """Metrics against a NumPy reference, skipping collapsed chunks, runs across processes, host memory."""
 
 import importlib
+import itertools
 import os
 import socket
 import subprocess
@@ -254,7 +255,7 @@ def test_core_groups_split_the_usable_cores():
 
 
 def test_chunks_are_shared_by_the_processes():
-    """Without a chunk size, every process of a jax.distributed job gets chunks, balanced."""
+    """Without a chunk size, every process of a job gets chunks, balanced."""
     from jaxcollapse.engine import simulate as S
 
     config, _ = jc.build(jc.zipf(100, 1.1), jc.fully_synthetic(10 ** 6), generations=3)
@@ -264,10 +265,34 @@ def test_chunks_are_shared_by_the_processes():
     assert S.chunk_for(config, 1, processes=2) == 1
 
 
+def test_allgather_in_a_local_job_stacks_every_process_in_order(tmp_path, monkeypatch):
+    """Process 1 of 2 of :func:`local.launch`: its own tree and process 0's file, stacked in process order; at
+    the next call it removes its file of the call before (every process has read it by then)."""
+    from jaxcollapse.engine import local
+
+    monkeypatch.setenv(local.JOB_ENV, "2")
+    monkeypatch.setenv(local.PROCESS_ENV, "1")
+    monkeypatch.setenv(local.EXCHANGE_ENV, str(tmp_path))
+    monkeypatch.setattr(local, "_calls", itertools.count())
+    assert local.job() == (1, 2)
+    mine = {"traces": {"kl": np.full((2, 3), 1.0), "collision": np.arange(6.0).reshape(2, 3)}, "time": np.array([7, 8])}
+    theirs = {"traces": {"kl": np.zeros((2, 3)), "collision": -np.ones((2, 3))}, "time": np.array([5, 6])}
+    for call in (0, 1):
+        (tmp_path / str(call)).mkdir()
+        names = [theirs["time"], theirs["traces"]["collision"], theirs["traces"]["kl"]]   # sorted paths
+        np.savez(tmp_path / str(call) / "0.npz", *names)
+        got = local.allgather(mine)
+        assert sorted(got) == ["time", "traces"] and sorted(got["traces"]) == ["collision", "kl"]
+        np.testing.assert_array_equal(got["time"], [[5, 6], [7, 8]])
+        np.testing.assert_array_equal(got["traces"]["collision"], [-np.ones((2, 3)), np.arange(6.0).reshape(2, 3)])
+        np.testing.assert_array_equal(got["traces"]["kl"], [np.zeros((2, 3)), np.ones((2, 3))])
+    assert not (tmp_path / "0" / "1.npz").exists() and (tmp_path / "1" / "1.npz").exists()
+
+
 def test_cli_processes(tmp_path, capsys):
-    """``run --processes 2``: two pinned processes of one jax.distributed job write one results directory whose
-    traces, collapse records and final models are bit-identical to a one-process run; bad values are refused
-    with one line before any process starts."""
+    """``run --processes 2``: two pinned processes write one results directory whose traces, collapse records and
+    final models are bit-identical to a one-process run, and leave no exchange folder behind; bad values are
+    refused with one line before any process starts."""
     from jaxcollapse.cli import main
     from jaxcollapse.engine import local
 
@@ -282,9 +307,12 @@ def test_cli_processes(tmp_path, capsys):
         pytest.skip("one usable CPU core")
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(base + ["--out", str(one)]) == 0
+    temp = tmp_path / "temp"
+    temp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "jaxcollapse", *base, "--processes", "2", "--out", str(two)],
-                          env=_env(), capture_output=True, text=True, timeout=300)
+                          env={**_env(), "TMPDIR": str(temp)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list(temp.iterdir())
     a, b = jc.load_run(str(one)), jc.load_run(str(two))
     assert b.result.settings["processes"] == 2 and b.result.settings["chunk_size"] == 3
     assert np.array_equal(a.result.final, b.result.final)

@@ -40,7 +40,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                          "jaxcollapse.samplers.SAMPLERS (e.g. resample, tokens, binomial)")
     ap.add_argument("--chunk-size", type=int, default=None, help="engine chains per compiled call (default: auto)")
     ap.add_argument("--processes", type=int, default=1,
-                    help="time the engine as P pinned processes of one jax.distributed job on this machine "
+                    help="time the engine as P pinned processes on this machine "
                     "(jaxcollapse.engine.local; default 1); the references run in this process, after it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-micro", action="store_true", help="skip the engine's per-piece (sampler/step/metrics) timing")

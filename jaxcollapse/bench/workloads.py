@@ -162,7 +162,7 @@ def bench_engine(w: Workload, chains: int, gens: int, *, repeats: int, sampler: 
 def bench_engine_processes(w: Workload, chains: int, gens: int, *, processes: int, repeats: int, sampler: str,
                            seed: int, chunk_size: int | None, quiet: bool,
                            check_gen: int | None = None) -> tuple[dict, list]:
-    """:func:`bench_engine` run in ``processes`` pinned processes of one ``jax.distributed`` job on this machine
+    """:func:`bench_engine` run in ``processes`` pinned processes on this machine
     (:func:`jaxcollapse.engine.local.launch`): every process times the same calls, each of which runs its share
     of the chains and gathers the whole result; process 0's timing row (with ``"processes"``) and pooled
     collision probabilities are returned."""
@@ -186,10 +186,10 @@ def bench_engine_processes(w: Workload, chains: int, gens: int, *, processes: in
 
 def engine_in_job(argv: list[str]) -> int:
     """One process of :func:`bench_engine_processes`: ``argv`` is its JSON job; process 0 writes the result."""
-    import jax
+    from ..engine import local
 
     job = json.loads(argv[0])
-    first = jax.process_index() == 0
+    first = local.job()[0] == 0
     row, pooled = bench_engine(Workload(**job["workload"]), job["chains"], job["gens"], repeats=job["repeats"],
                                sampler=job["sampler"], seed=job["seed"], chunk_size=job["chunk_size"],
                                quiet=job["quiet"] or not first, check_gen=job["check_gen"])

@@ -80,10 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read settings from a TOML file; flags given explicitly override it")
     add_options(run)
     run.add_argument("--processes", type=number("int"), default=1, metavar="P",
-                     help="run as P processes of one jax.distributed job on this machine, each pinned to its own "
-                     "CPU cores, sharing the chains (default: 1). On a multi-core CPU this is faster for large "
-                     "samples (n much larger than the vocabulary) on long runs: every process but the first "
-                     "compiles at each start. Trajectories are the same")
+                     help="run as P processes on this machine, each pinned to its own CPU cores, sharing the "
+                     "chains (default: 1). On a multi-core CPU this is faster for large samples (n much larger "
+                     "than the vocabulary). Trajectories are the same")
     show = sub.add_parser("show", help="print the summary table and settings of a finished run",
                           description="Print the summary table and settings of a finished run, read back from "
                           "its files.")

@@ -13,6 +13,7 @@ import time
 
 from .. import interrupts
 from ..engine.host import USABLE, available_memory, clock, plural, rate_text, size_text
+from ..engine import local
 from ..engine.local import JOB_ENV
 from ..errors import ConfigError, check_int
 from .options import OPTIONS, PROG, one_line
@@ -119,9 +120,8 @@ def _out_and_overwrite(flags: dict, settings: RunSettings) -> tuple[str | None, 
 
 def launch_run(args: argparse.Namespace, raw: list[str]) -> int:
     """``jaxcollapse run --processes P``: check the settings here (one line on an error, before any process
-    starts), then run the same command in ``P`` pinned processes of one ``jax.distributed`` job on this machine
+    starts), then run the same command in ``P`` pinned processes on this machine that run the study together
     (:mod:`jaxcollapse.engine.local`); process 0 prints and writes the results directory."""
-    from ..engine import local
     from ..io.rundir import check_out_dir
 
     flags = {o.key: getattr(args, o.key) for o in OPTIONS}
@@ -149,16 +149,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if per_chain > res["memory"] * 2**20:
         raise ConfigError(f"one chain needs at least {size_text(per_chain)} of memory (contexts {c} x vocab {v}), "
                           f"more than --memory {res['memory']:g} MiB; lower --vocab or --contexts, or raise --memory")
-    import jax
-
     from ..core import count as kernel
     from ..io.files import output_lock
     from ..io.rundir import check_out_dir
 
     with interrupts.deferred():
         devices = _local_devices(res["devices"])
-        # In a jax.distributed job every process simulates its share; process 0 alone prints and writes.
-        primary = jax.process_index() == 0
+        # In a job of several processes every process simulates its share; process 0 alone prints and writes.
+        primary = local.job()[0] == 0
     quiet = bool(flags.get("quiet") or (settings.given["config_file_settings"] or {}).get("quiet")) or not primary
     out, overwrite = _out_and_overwrite(flags, settings)
     for w in settings.warnings:
@@ -232,13 +230,11 @@ def _simulate_and_save(args, settings: RunSettings, argv, out, overwrite, quiet,
                    if size == settings.corpus.events else "split over the contexts by frequency")
             print(f"sample size per generation: {size:,} tokens ({how})")
     progress = reporter(sys.stderr, f"{PROG} run", every, quiet=quiet, tty_factory=lambda: Bar(sys.stderr))
-    import jax
-
     from ..engine.simulate import simulate
     launcher = _trained_launcher(settings) if trained else simulate
 
     t0 = time.perf_counter()
-    watch = _Watch(progress, quiet, job=chains * generations if jax.process_count() > 1 else None)
+    watch = _Watch(progress, quiet, job=chains * generations if local.job()[1] > 1 else None)
     try:
         with interrupts.deferred():
             result = launcher(res["seed"], initial, settings.regime, chains=chains, generations=generations,
@@ -405,11 +401,11 @@ def _local_devices(setting: str | None):
     """The devices of ``--devices`` (a ConfigError naming the flag and the available count if there are fewer)."""
     import jax
 
-    local = jax.local_devices()
+    found = jax.local_devices()
     if setting in (None, "all"):
-        return local
-    if int(setting) > len(local):
-        raise ConfigError(f"--devices must be 'all' or a number from 1 to {len(local)} (the {jax.default_backend()} "
+        return found
+    if int(setting) > len(found):
+        raise ConfigError(f"--devices must be 'all' or a number from 1 to {len(found)} (the {jax.default_backend()} "
                           f"devices of this process); got {setting}")
-    return local[: int(setting)]
+    return found[: int(setting)]
 

@@ -8,6 +8,7 @@ import mmap
 
 import numpy as np
 
+from .local import allgather
 from .result import METRIC_NAMES, Moments
 
 #: Arrays from this size (bytes) on are mapped with their pages in place (:func:`empty`).
@@ -141,11 +142,9 @@ def _unpack(a: np.ndarray) -> Moments:
 
 
 def gather(out: Output, starts: list, processes: int, chains: int, moments: dict) -> Output:
-    """Collect every process's chunks (``process_allgather``) into chain-ordered arrays on every process, and
-    merge the chunks' moments in chain order."""
-    from jax.experimental import multihost_utils
-
-    everything = multihost_utils.process_allgather(out.arrays())
+    """Collect every process's chunks (:func:`jaxcollapse.engine.local.allgather`) into chain-ordered arrays on
+    every process, and merge the chunks' moments in chain order."""
+    everything = allgather(out.arrays())
     full = Output(chains, 1, 1, 1, 1, keep_traces=False, per_context=False, keep_final=False, slots=None)
     for k in range(len(starts)):
         for m in METRIC_NAMES:

@@ -1,36 +1,45 @@
-"""A ``jax.distributed`` job of several processes on this machine, each pinned to its own CPU cores.
+"""Several processes on this machine, each pinned to its own CPU cores, that run one study together.
 
 On a CPU, XLA runs one program's operations on a pool of threads, one per core of the process. The binomial
 sampler's list passes and tree steps are many small operations, and handing each of them to a thread on
 another core costs more than it saves: on the 2-core test machine, 512 binomials took 267–394 µs (medians of
 41 calls in three processes) with the process on both cores, 117–126 µs pinned to one. :func:`launch` starts
 ``P`` processes instead, process ``p`` pinned to its own share of the cores before JAX starts (so that its pool
-has one thread per core of its own), joined by ``jax.distributed`` on localhost; :func:`jaxcollapse.simulate`
-then gives each process its share of the chunks and gathers the whole result in every process (every chain's
-trajectory bit-identical to a one-process run).
+has one thread per core of its own). :func:`jaxcollapse.simulate` gives each process its share of the chunks
+(:func:`job`) and every process ends with the whole result (:func:`allgather`), every chain's trajectory
+bit-identical to a one-process run.
 
-Each process runs ``python -m jaxcollapse.engine.local CORES PORT P p MODULE:FUNCTION ARG...``, which pins
-itself, initialises ``jax.distributed`` and returns ``FUNCTION(list_of_ARG)`` (an int) as its exit status.
-JAX writes its persistent compilation cache from process 0 only, and on a CPU an entry belongs to one device:
-every other process compiles its programs at each start (W2's first call 7.5 s, the next ones 2.1 s).
+The processes are not a ``jax.distributed`` job: each is a JAX process of its own, with one CPU device, so its
+compiled programs are those of a one-process run and JAX's persistent compilation cache serves every process
+(JAX writes that cache from the first process of a ``jax.distributed`` job only). They exchange their results
+through files in a folder that :func:`launch` makes and removes.
+
+Each process runs ``python -m jaxcollapse.engine.local CORES MODULE:FUNCTION ARG...``, which pins itself and
+returns ``FUNCTION(list_of_ARG)`` (an int) as its exit status.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
+
+import numpy as np
 
 from ..errors import ConfigError
 
 #: Set to the number of processes in every process that :func:`launch` starts.
 JOB_ENV = "JAXCOLLAPSE_LOCAL_PROCESSES"
-#: Seconds every process waits for the others to join (``jax.distributed`` initialisation).
-JOIN_TIMEOUT_S = 120
+#: Set to the process's index (0 .. P - 1) in every process that :func:`launch` starts.
+PROCESS_ENV = "JAXCOLLAPSE_LOCAL_PROCESS"
+#: The folder through which the processes of one :func:`launch` exchange their results.
+EXCHANGE_ENV = "JAXCOLLAPSE_LOCAL_EXCHANGE"
 #: Seconds the processes get to end after an interrupt or a failed process, before they are killed.
 GRACE_S = 10.0
 
@@ -58,34 +67,105 @@ def core_groups(processes: int, cores: list[int] | None = None, name: str = "pro
     return groups
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _local() -> tuple[int, int, str] | None:
+    """``(process, processes, exchange folder)`` in a process that :func:`launch` started, else None."""
+    try:
+        return int(os.environ[PROCESS_ENV]), int(os.environ[JOB_ENV]), os.environ[EXCHANGE_ENV]
+    except (KeyError, ValueError):
+        return None
+
+
+def job() -> tuple[int, int]:
+    """``(process, processes)``: this process's index and the number of processes that run the study together,
+    those of :func:`launch` in a process it started, else ``jax.process_index()`` and ``jax.process_count()``
+    (a ``jax.distributed`` job; ``(0, 1)`` for a process on its own)."""
+    here = _local()
+    if here is not None:
+        return here[0], here[1]
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+_calls = itertools.count()
+
+
+def allgather(tree: dict) -> dict:
+    """Every process's ``tree`` (a dict of dicts of NumPy arrays, the same structure and shapes in every process)
+    with each leaf stacked on a new leading axis in process order, ``(P, ...)``, in every process; every process
+    of the job must call it, in the same order. In a process of :func:`launch`, through files; in a
+    ``jax.distributed`` job, ``jax.experimental.multihost_utils.process_allgather``."""
+    here = _local()
+    if here is None:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree)
+    process, processes, folder = here
+    names, leaves = zip(*_flat(tree)) if tree else ((), ())
+    call = next(_calls)
+    path = os.path.join(folder, str(call))
+    os.makedirs(path, exist_ok=True)
+    mine = os.path.join(path, f"{process}.npz")
+    with open(mine + ".part", "wb") as f:
+        np.savez(f, *leaves)
+    os.replace(mine + ".part", mine)
+    parts = [_read(os.path.join(path, f"{p}.npz"), len(leaves)) if p != process else list(leaves)
+             for p in range(processes)]
+    # Every process has written this call's file, so every process has read the previous call's files.
+    if call:
+        try:
+            os.remove(os.path.join(folder, str(call - 1), f"{process}.npz"))
+        except FileNotFoundError:
+            pass
+    out: dict = {}
+    for name, stack in zip(names, zip(*parts)):
+        *outer, last = name
+        node = out
+        for key in outer:
+            node = node.setdefault(key, {})
+        node[last] = np.stack(stack)
+    return out
+
+
+def _flat(tree: dict, prefix: tuple = ()) -> list:
+    """``[(path, leaf)]`` of a dict of dicts, in key order."""
+    items = []
+    for key in sorted(tree):
+        value = tree[key]
+        items += _flat(value, prefix + (key,)) if isinstance(value, dict) else [(prefix + (key,), np.asarray(value))]
+    return items
+
+
+def _read(path: str, count: int) -> list:
+    """The ``count`` arrays of another process's file, once it is there."""
+    wait = 0.002
+    while not os.path.exists(path):
+        time.sleep(wait)
+        wait = min(2 * wait, 0.05)
+    with np.load(path, allow_pickle=False) as z:
+        return [z[f"arr_{i}"] for i in range(count)]
 
 
 def launch(target: str, args: list[str], processes: int, *, env: dict | None = None) -> int:
     """Run ``target`` (``"module:function"``, called as ``function(args) -> int``) in ``processes`` pinned
-    processes of one ``jax.distributed`` job and wait for them; returns the first non-zero exit status, else 0.
+    processes that run one study together (:func:`job`, :func:`allgather`) and wait for them; returns the first
+    non-zero exit status, else 0.
 
     Every process inherits stdout and stderr, and ends when this one does. If one fails, or an interrupt
     arrives (Ctrl-C reaches every process of the terminal's group), the others get ``SIGINT`` (a second interrupt
     ends a command's process at once) and are killed if they still run :data:`GRACE_S` seconds later; an
     interrupt returns 130, a process ended by signal ``s`` 128 + ``s``."""
     groups = core_groups(processes)
-    port = str(_free_port())
     base = dict(os.environ if env is None else env)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    base.update({JOB_ENV: str(processes), "JAX_COORDINATOR_BIND_ADDRESS": f"127.0.0.1:{port}",
+    folder = tempfile.mkdtemp(prefix="jaxcollapse-processes-")
+    base.update({JOB_ENV: str(processes), EXCHANGE_ENV: folder,
                  "PYTHONPATH": os.pathsep.join(x for x in (package_root, base.get("PYTHONPATH")) if x)})
-    if any(k.lower() in ("http_proxy", "https_proxy", "grpc_proxy", "all_proxy") for k in base):
-        no_proxy = ",".join(x for x in (base.get("no_proxy"), "127.0.0.1", "localhost") if x)
-        base.update(no_proxy=no_proxy, NO_PROXY=no_proxy)     # the job's connections stay on this machine
-    procs = [subprocess.Popen([sys.executable, "-m", __name__, ",".join(map(str, g)), port, str(processes),
-                               str(p), target, *args], env=base)
-             for p, g in enumerate(groups)]
-    status, interrupted = 0, False
+    status, interrupted, procs = 0, False, []
     try:
+        for p, g in enumerate(groups):
+            procs.append(subprocess.Popen([sys.executable, "-m", __name__, ",".join(map(str, g)), target, *args],
+                                          env={**base, PROCESS_ENV: str(p)}))
         while True:
             codes = [p.poll() for p in procs]
             failed = [c for c in codes if c not in (None, 0)]
@@ -99,7 +179,9 @@ def launch(target: str, args: list[str], processes: int, *, env: dict | None = N
     except KeyboardInterrupt:
         interrupted = True
         _stop(procs)
-    codes = [p.wait() for p in procs]
+    finally:
+        codes = [p.wait() for p in procs]
+        shutil.rmtree(folder, ignore_errors=True)
     if interrupted:
         return 130
     status = status or next((c for c in codes if c != 0), 0)
@@ -132,16 +214,14 @@ def _end_with_parent() -> None:
 
 
 def _child(argv: list[str]) -> int:
-    cores, port, processes, process, target, *args = argv
+    cores, target, *args = argv
     _end_with_parent()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
     import jax                               # after pinning: XLA sizes its thread pool from the affinity
 
-    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=int(processes),
-                               process_id=int(process), initialization_timeout=JOIN_TIMEOUT_S)
     if jax.default_backend() != "cpu":       # the processes would share the accelerators
-        if int(process) == 0:
+        if job()[0] == 0:
             print(f"jaxcollapse: error: processes pinned to CPU cores run on the CPU backend, but JAX's default "
                   f"backend here is {jax.default_backend()}: run one process per accelerator (jax.distributed), "
                   "or set JAX_PLATFORMS=cpu", file=sys.stderr)
@@ -151,9 +231,4 @@ def _child(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = _child(sys.argv[1:])
-    if code != 0:            # skip JAX's shutdown barrier, which would wait for the other processes
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(0)
+    sys.exit(_child(sys.argv[1:]))

@@ -2,8 +2,9 @@
 
 Chains are processed in chunks of a fixed size (one compilation per study shape); the chain with global
 index ``i`` uses the key ``fold_in(key, i)`` and, in generation ``m``, ``fold_in(fold_in(key, i), m)``, so its
-trajectory does not depend on the chunk size, on the device that runs it, or on the process of a
-``jax.distributed`` job that runs it (each process takes every ``P``-th chunk; the results are gathered).
+trajectory does not depend on the chunk size, on the device that runs it, or on the process that runs it (in a
+``jax.distributed`` job, or in the processes of :func:`jaxcollapse.engine.local.launch`, each process takes
+every ``P``-th chunk; the results are gathered).
 
 Device memory grows with ``chunk x contexts x vocab`` (and the token buffer of the sampler), never with the
 number of generations. Host memory holds the per-chain records, ``chains x contexts x 16`` bytes, the
@@ -27,7 +28,7 @@ from ..core.initial import as_initial
 from ..core.kernels import kernel_for
 from ..core.regimes import Decoding, Regime
 from ..errors import ConfigError, check_bool, check_callable, check_float, check_int
-from . import driver
+from . import driver, local
 from .cache import configure as configure_cache
 from .collect import Collector, Output, empty, gather
 from .result import METRIC_NAMES, Moments, Result
@@ -74,7 +75,7 @@ def chunk_for(config: kernel.Config, chains: int, memory: int = DEFAULT_MEMORY, 
               processes: int = 1) -> int:
     """Chains per chunk: as many as fit in ``memory`` (up to the backend's ``MAX_CHUNK``, or
     ``MAX_CHUNK_CPU_BINOMIAL`` for the binomial sampler on a CPU) and at most a ``processes``-th of the chains
-    (so that every process of a ``jax.distributed`` job gets a chunk), balanced over the chunks."""
+    (so that every process of a job gets a chunk), balanced over the chunks."""
     per = bytes_per_chain(config)
     if per > memory:
         raise ConfigError(f"one chain needs about {per / 2**20:.0f} MiB of device memory, more than the "
@@ -169,11 +170,12 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
       keep_final: keep the final ``(chains, contexts, vocab)`` models (default: if under 512 MiB).
       progress: called as ``progress(chain_generations_done, chain_generations_total)`` between segments.
       devices: where the chunks run: ``None`` or ``"all"`` (every local device of the default backend), a
-        number ``N`` (the first ``N`` local devices) or a list of local JAX devices. In a ``jax.distributed``
-        job (``jax.process_count() > 1``) every process runs chunks ``k`` with ``k mod P`` equal to its
-        ``jax.process_index()`` on its own devices, and every process returns the whole result, gathered
-        with ``process_allgather`` (every process must call ``simulate`` with the same arguments). Results
-        are bit-identical for any number of devices and processes.
+        number ``N`` (the first ``N`` local devices) or a list of local JAX devices. In a job of ``P``
+        processes (``jax.distributed``, where ``P = jax.process_count()``, or those of
+        :func:`jaxcollapse.engine.local.launch`; :func:`jaxcollapse.engine.local.job`) every process runs
+        chunks ``k`` with ``k mod P`` equal to its index on its own devices, and every process returns the
+        whole result, gathered (every process must call ``simulate`` with the same arguments). Results are
+        bit-identical for any number of devices and processes.
       chain_ids: run only the chains of these global indices (``(chains,)`` distinct non-negative ints):
         row ``r`` of the result is chain ``chain_ids[r]``, the same trajectory as in a run of all chains.
 
@@ -190,7 +192,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         initial, config, params, devices = _build(initial, regime, generations, decoding, smoothing, sampler,
                                                   devices)
         chunk = (check_int("chunk_size", chunk_size, low=1) if chunk_size is not None
-                 else chunk_for(config, chains, memory, devices[0].platform, jax.process_count()))
+                 else chunk_for(config, chains, memory, devices[0].platform, local.job()[1]))
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,
                    per_context=per_context, keep_traces=keep_traces, keep_final=keep_final, progress=progress,
                    ids=_chain_ids(chain_ids, chains))
@@ -201,7 +203,7 @@ def simulate(key, initial, regime: Regime, *, chains: int, generations: int,
         "decoding": None if decoding is None else {"temperature": decoding.temperature, "top_k": decoding.top_k,
                                                     "top_p": decoding.top_p},
         "sampler": config.sampler, "chunk_size": run.chunk, "devices": [str(d) for d in devices],
-        "processes": jax.process_count(),
+        "processes": local.job()[1],
         "sizes": {"first": params.first.tolist(), "real": params.real.tolist(),
                   "synthetic": params.synthetic.tolist(), "train": params.train.tolist()}
         if c <= 64 else {"first_total": int(params.first.sum()), "real_total": int(params.real.sum()),
@@ -244,7 +246,7 @@ def _run(key, config, params, *, chains, generations, chunk, devices, per_contex
     if keep_final is None:
         keep_final = chains * c * v * 8 <= KEEP_FINAL_LIMIT
     width = generations + 1
-    processes, process = jax.process_count(), jax.process_index()
+    process, processes = local.job()
     starts = list(range(0, chains, chunk))
     slots = math.ceil(len(starts) / processes) if processes > 1 else None
     out = Output(chains, chunk, width, c, v, keep_traces=keep_traces, per_context=per_context,
@@ -301,7 +303,7 @@ def simulate_trained(key, initial, regime, *, chains: int, generations: int, est
         config, params = trained.build(initial, regime, generations=generations, estimator=estimator,
                                        training=training, context_tokens=context_tokens)
         training = trained.Training() if training is None else training
-        chunk = (min(trained.default_chunk(config), -(-chains // jax.process_count())) if chunk_size is None
+        chunk = (min(trained.default_chunk(config), -(-chains // local.job()[1])) if chunk_size is None
                  else check_int("chunk_size", chunk_size, low=1))
         devices = resolve_devices(devices)
         run = _run(key, config, params, chains=chains, generations=int(generations), chunk=chunk, devices=devices,

@@ -15,7 +15,6 @@ import zlib
 
 import numpy as np
 
-from ..engine.result import Summary
 from ..errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -77,6 +76,8 @@ def read_run_manifest(directory: str) -> dict:
 def read_summary_csv(path, generations: int | None = None) -> dict:
     """``summary.csv`` as {metric: Summary} (``infinite`` left at 0; :func:`load_run` fills it in); with
     ``generations``, every metric must have the rows ``0..generations``."""
+    from ..engine.result import Summary     # JAX's import waits until a run is read
+
     path = os.fspath(path)
     rows = {}
     with _reading(path, "not a jaxcollapse summary"):

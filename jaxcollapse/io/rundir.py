@@ -45,20 +45,22 @@ import math
 import os
 import platform
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .. import interrupts
 from ..errors import ConfigError
 from ..core.initial import Initial
-from ..engine.result import Result
 from .readers import (FORMAT_VERSION, MANIFEST, MARKER, check_arrays, read_arrays, read_collapse_csv,
                       read_run_manifest, read_summary_csv)
 from .files import LOCK, held_error, atomic_file, is_temp_name, lock_holder, output_lock, write_text
 # The report (context tables, theory) lives in report.py; its names stay reachable here.
 from .report import (ContextStats, Curve, Theory, context_stats, contexts_csv, earliest_contexts,
                      format_contexts, theory_for, theory_lines)
+
+if TYPE_CHECKING:
+    from ..engine.result import Result
 
 SUMMARY = "summary.csv"
 TRACES = "traces.npz"
@@ -451,6 +453,8 @@ def load_run(directory) -> Run:
             initial = Initial(arrays["initial"], arrays.get("weights", np.ones(1)), labels, clabels)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{traces_path}: the saved truth is damaged ({e})") from None
+    from ..engine.result import Result     # JAX's import waits until a run is loaded
+
     result = Result(traces=traces, context_traces=None, summary=summary,
                     collapse_time=arrays["collapse_time"], collapse_token=arrays["collapse_token"],
                     context_collapse_time=arrays["context_collapse_time"], final=arrays.get("final"),
