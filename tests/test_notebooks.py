@@ -5,8 +5,9 @@ Each notebook is executed by nbclient in a real ``python3`` kernel whose environ
 ``JAXCOLLAPSE_NOTEBOOK_OUT`` a temporary directory. A cell that raises fails the test, and so does a cell tagged
 ``figure`` whose outputs hold no ``image/png``. The committed notebooks must have no outputs.
 
-Two kernels run at a time (the notebooks compile, one core each), and JAX's persistent compilation cache is kept
-in pytest's cache directory (``.pytest_cache``), shared by the kernels and by later runs.
+Two kernels run at a time (the notebooks compile, one core each), with the session's JAX compilation cache
+(``JAX_COMPILATION_CACHE_DIR``, set by ``tests/conftest.py`` unless the caller keeps one), shared with the other
+tests and the processes they start.
 """
 
 import concurrent.futures
@@ -69,8 +70,8 @@ def executed(request, tmp_path_factory):
         spec = getattr(item, "callspec", None)
         if spec is not None and item.originalname == "test_notebook_runs":
             wanted.append(spec.params["path"])
-    cache = pathlib.Path(request.config.cache.mkdir("jax-compilation-cache"))
     base = tmp_path_factory.mktemp("notebooks")
+    cache = pathlib.Path(os.environ.get("JAX_COMPILATION_CACHE_DIR") or base / "jax-compilation-cache")
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         futures = {p: pool.submit(_execute, p, base / p.stem, cache) for p in wanted}
         return {p: f.result() for p, f in futures.items()}
