@@ -6,11 +6,10 @@ Each notebook is executed by nbclient in a real ``python3`` kernel whose environ
 ``figure`` whose outputs hold no ``image/png``. The committed notebooks must have no outputs.
 
 The kernels compile at XLA's optimisation level of ``jaxcollapse reproduce`` below full scale
-(``QUICK_XLA_LEVEL``: the notebooks run the same figures, and compiling dominates a small run; a level set in
+(``quick_xla_flags``: the notebooks run the same figures, and compiling dominates a small run; a level set in
 ``XLA_FLAGS`` is kept). Two kernels run at a time (the notebooks compile, one core each), with the session's JAX
-compilation cache
-(``JAX_COMPILATION_CACHE_DIR``, set by ``tests/conftest.py`` unless the caller keeps one), shared with the other
-tests and the processes they start.
+compilation cache (``JAX_COMPILATION_CACHE_DIR``, set by ``tests/conftest.py`` unless the caller keeps one),
+shared with the other tests and the processes they start.
 """
 
 import concurrent.futures
@@ -40,12 +39,10 @@ def test_there_is_a_notebook_per_figure():
 
 
 def _kernel_env(out: pathlib.Path, cache: pathlib.Path) -> dict:
-    from jaxcollapse.cli.reproduce import QUICK_XLA_LEVEL
+    from jaxcollapse.cli.reproduce import quick_xla_flags
 
     env = dict(os.environ)
-    flags = env.get("XLA_FLAGS", "")
-    if "xla_backend_optimization_level" not in flags:
-        env["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level={QUICK_XLA_LEVEL}".strip()
+    env["XLA_FLAGS"] = quick_xla_flags(env.get("XLA_FLAGS", ""))
     env.update({
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "JAXCOLLAPSE_NOTEBOOK_SCALE": SCALE, "JAXCOLLAPSE_NOTEBOOK_OUT": str(out), "JAX_PLATFORMS": "cpu",

@@ -60,14 +60,21 @@ def _call(fn, out, *, scale, seed, progress, chains, pdf):
 QUICK_XLA_LEVEL = 1
 
 
+def quick_xla_flags(flags: str) -> str:
+    """``XLA_FLAGS`` text ``flags`` with the optimisation level :data:`QUICK_XLA_LEVEL` added, unless it sets a
+    level of its own."""
+    if "xla_backend_optimization_level" in flags:
+        return flags
+    return f"{flags} --xla_backend_optimization_level={QUICK_XLA_LEVEL}".strip()
+
+
 def quick_compilation(scale: float) -> None:
     """Below full scale, ask XLA (through ``XLA_FLAGS``, read when JAX starts, here and in the workers) to
     spend less time optimising the compiled programs, unless the caller set the level."""
     import os
 
-    flags = os.environ.get("XLA_FLAGS", "")
-    if scale < 1 and "xla_backend_optimization_level" not in flags and "jax" not in sys.modules:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level={QUICK_XLA_LEVEL}".strip()
+    if scale < 1 and "jax" not in sys.modules:
+        os.environ["XLA_FLAGS"] = quick_xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 
 def run_command(args) -> int:
