@@ -183,49 +183,67 @@ def test_public_step_reproduces_simulate():
     assert np.allclose(np.array(trace), r.traces["collision"][2], rtol=1e-13, atol=0)
 
 
-def test_public_step_under_vmap_runs_one_generation_kind():
-    """Under vmap over chains in lockstep, the public step runs generation 1 or a later generation, not both:
-    its jaxpr keeps a lax.cond on one predicate for the whole batch; and the batched step equals the
-    unbatched one chain by chain, at generation 0 (first fit) and after it."""
+def test_public_step_under_vmap_equals_the_step_of_each_chain():
+    """The public step is one computation for every generation, the first included: under vmap over chains at
+    generation 0, at a later generation, or at mixed generations, it equals the unbatched step chain by chain."""
     regime, g = jc.partially_synthetic(9, 6), 4
     with jax.enable_x64(True):
         config, params = jc.build(P, regime, generations=g, sampler="tokens")
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(3), i))(jnp.arange(5))
-        states = jax.vmap(lambda k: jc.init(k, params, config))(keys)
-        batched = jax.vmap(lambda k, s: jc.step(k, s, params, config))
-        jaxpr = jax.make_jaxpr(batched)(keys, states)
-        assert "cond[" in str(jaxpr)
-        for m in (1, 2):
-            ks = jax.vmap(lambda k: jax.random.fold_in(k, m))(keys)
-            new, info = jax.jit(batched)(ks, states)
+        start = states = jax.vmap(lambda k: jc.init(k, params, config))(keys)
+        batched = jax.jit(jax.vmap(lambda k, s: jc.step(k, s, params, config)))
+        for m in (1, 2, "mixed"):
+            if m == "mixed":       # chains 0, 2, 4 at generation 2, chains 1 and 3 at generation 0
+                states = jax.tree.map(lambda a, b: a.at[1::2].set(b[1::2]), states, start)
+            ks = jax.vmap(lambda k, s: jax.random.fold_in(k, s.generation + 1))(keys, states)
+            new, info = batched(ks, states)
             for i in range(5):
                 one, one_info = jc.step(ks[i], jax.tree.map(lambda x: x[i], states), params, config)
                 assert np.array_equal(np.asarray(new.model[i]), np.asarray(one.model))
-                assert int(new.generation[i]) == m
+                assert int(new.generation[i]) == int(one.generation) == int(states.generation[i]) + 1
+                # the metrics to rounding: batched, XLA may sum in another order
+                assert abs(float(info["collision"][i]) - float(one_info["collision"])) < 1e-12
             states = new
 
 
-@pytest.mark.parametrize("sampler,decoding", [("tokens", None), ("binomial", None),
-                                               ("tokens", jc.Decoding(temperature=0.7, top_k=6))])
-def test_step_serves_generation_one_where_the_kernel_says_so(x64, sampler, decoding):
-    """Where ``Kernel.first_in_step`` holds (fully synthetic, count kernel), ``step`` from generation 0 is
-    ``first`` bit for bit (the driver then runs generation 1 in its segment program); the other regimes keep
-    their own generation 1."""
+def test_generation_one_is_the_fit_on_real_samples_in_every_regime(x64):
+    """The count kernel's step serves generation 1 in every regime (``Kernel.first_in_step``; the driver then
+    compiles its sampler once): from generation 0 it fits ``first`` samples of ``p^(0)`` itself, not decoded,
+    drawn with the generation's first key (the first ``train`` of them under accumulate-subsample), and pools
+    them where the regime pools; bit for bit the sampler's own draw."""
+    from jaxcollapse.core import count, rng, samplers
     from jaxcollapse.core.kernels import kernel_for
 
-    for regime, serves in ((jc.fully_synthetic(40), True), (jc.partially_synthetic(20, 10), False)):
+    top = jc.Decoding(temperature=0.7, top_k=2)
+    # the token sampler (the binomial one compiles for seconds; its rows depend only on their own inputs, and the
+    # golden outputs of every regime, recorded with generation 1 in a program of its own, hold it bit for bit)
+    sampler = "tokens"
+    cases = [(jc.fully_synthetic(40), None), (jc.partially_synthetic(20, 10), top), (jc.fresh_real(20, 0.5), None),
+             (jc.accumulate(20, 10), None), (jc.accumulate_subsample(20, 10, 15), None),
+             (jc.most_recent(12, 3), top), (jc.random_history(10), None)]
+    for regime, decoding in cases:
         config, params = jc.build(P, regime, generations=3, sampler=sampler, decoding=decoding)
         kernel = kernel_for(config)
-        assert kernel.first_in_step(config) is serves
-        if not serves:
-            continue
-        key = jax.random.fold_in(jax.random.key(5), 1)
-        s0 = kernel.init(key, params, config)
-        one, _ = jax.jit(lambda k, s: kernel.first(k, s, params, config))(key, s0)
-        two, info = jax.jit(lambda k, s: kernel.step(k, s, params, config))(key, s0)
-        assert info == {}
-        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
-            assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+        assert kernel is count.KERNEL and kernel.first_in_step(config), regime
+
+        def both(key):
+            s1, info = kernel.step(key, kernel.init(key, params, config), params, config)
+            k_draw, k_sub = rng.split(key)
+            drawn = samplers.multinomial(k_draw, jnp.asarray(P, jnp.float64)[None], params.first,
+                                         method=sampler, capacity=config.capacity)
+            counts, total = drawn, params.first
+            if config.subsample:
+                counts = samplers.hypergeometric_subsample(k_sub, drawn, params.train, method=config.subsample,
+                                                           capacity=config.pool_capacity)
+                total = params.train
+            return s1, info, drawn, counts / total[:, None]
+
+        s1, info, drawn, fitted = jax.jit(both)(jax.random.fold_in(jax.random.key(5), 1))
+        assert info == {} and int(s1.generation) == 1, regime
+        assert np.array_equal(np.asarray(s1.model), np.asarray(fitted)), regime
+        assert np.array_equal(np.asarray(s1.first), np.asarray(s1.model)), regime
+        if config.pooled:
+            assert np.array_equal(np.asarray(s1.pool), np.asarray(drawn)), regime
 
 
 def test_metrics_at_generation_zero_and_after_loss():

@@ -24,7 +24,6 @@ from . import samplers
 from ..errors import MAX_SMOOTHING, ConfigError, check_float, check_int
 from .initial import as_initial
 from .interface import Kernel
-from .lockstep import lockstep_step
 from .regimes import TABLE, Decoding, Regime, context_sizes
 
 
@@ -287,27 +286,27 @@ def _track_collapse(state: State, params: Params) -> State:
 
 
 def first_step(key: jax.Array, state: State, params: Params, config: Config) -> State:
-    """Generation 1: fit on real samples from ``p^(0)`` (``first`` of them per context)."""
-    k_draw, k_sub = rng.split(key)
-    p0 = jnp.asarray(params.initial, jnp.float64)
-    counts = _draw(k_draw, p0, params.first, config)
-    total = params.first
-    pool = state.pool
-    if config.pooled:
-        pool = counts
-    if config.subsample:                 # the first model is fitted on train of the N real samples
-        counts = samplers.hypergeometric_subsample(k_sub, counts, params.train, method=config.subsample,
-                                                   capacity=config.pool_capacity)
-        total = params.train
-    model = _fit(counts, total, state.model, params, config)
-    return _advance(state, model, pool, params, config)
+    """Generation 1 from generation 0: the fit on ``first`` real samples from ``p^(0)`` per context (the first
+    ``train`` of them under accumulate-subsample). The same computation as :func:`next_step`, which serves every
+    generation."""
+    return next_step(key, state, params, config)
+
+
+def _model_draw(keys, m, state, params, config):
+    """This generation's draw from the previous model, ``(C, V)`` int64, and its sizes ``(C,)``: of the decoded
+    model and ``synthetic`` samples per context, or in generation 1 of ``p^(0)`` itself (the state's model,
+    not decoded) and ``first``: the real samples the first model is fitted on."""
+    one = m == 1
+    sizes = jnp.where(one, params.first, params.synthetic)
+    return _draw(keys[0], jnp.where(one, state.model, decode(state.model, params, config)), sizes, config), sizes
 
 
 def _most_recent(keys, m, state, params, config):
     slots = jnp.arange(config.window)
     made = (m - 1) - jnp.mod(m - 1 - slots, config.window)
     k_eff = jnp.minimum(config.window, m)
-    each = params.synthetic // k_eff
+    # generation 1: one model made (p^(0), slot 0, not decoded), ``first`` samples of it
+    each = jnp.where(m == 1, params.first, params.synthetic // k_eff)
     decoded = jnp.where((made >= 1)[:, None, None], decode(state.history, params, config), state.history)
     sizes = jnp.where((made >= 0)[:, None], each[None, :], 0)
     counts = _draw(keys[0], decoded.reshape(-1, config.vocab), sizes.reshape(-1), config)
@@ -316,44 +315,47 @@ def _most_recent(keys, m, state, params, config):
 
 
 def _random_history(keys, m, state, params, config):
-    return _draw(keys[0], state.history[0], params.synthetic, config), params.synthetic, state.pool
+    # history[0] is p^(0) in generation 1 (the sum over the models made so far)
+    sizes = jnp.where(m == 1, params.first, params.synthetic)
+    return _draw(keys[0], state.history[0], sizes, config), sizes, state.pool
 
 
 def _fresh_real(keys, m, state, params, config):
+    # rows: the real samples from p^(0), then the synthetic ones (none in generation 1, where all are real)
+    one = m == 1
     weights = jnp.concatenate([jnp.asarray(params.initial, jnp.float64), decode(state.model, params, config)])
-    both = _draw(keys[0], weights, jnp.concatenate([params.real, params.synthetic]), config)
-    return both[: config.contexts] + both[config.contexts:], params.real + params.synthetic, state.pool
-
-
-def _synthetic(keys, state, params, config):
-    return _draw(keys[0], decode(state.model, params, config), params.synthetic, config)
+    sizes = jnp.concatenate([jnp.where(one, params.first, params.real), jnp.where(one, 0, params.synthetic)])
+    both = _draw(keys[0], weights, sizes, config)
+    return (both[: config.contexts] + both[config.contexts:],
+            jnp.where(one, params.first, params.real + params.synthetic), state.pool)
 
 
 def _fully_synthetic(keys, m, state, params, config):
-    # Generation 1 is the same draw, of ``first`` samples from p^(0) itself (real data are not decoded), so this
-    # step also serves generation 1 (``first_in_step``): the sampler is compiled once.
-    weights = jnp.where(m == 1, state.model, decode(state.model, params, config))
-    sizes = jnp.where(m == 1, params.first, params.synthetic)
-    return _draw(keys[0], weights, sizes, config), sizes, state.pool
+    counts, sizes = _model_draw(keys, m, state, params, config)
+    return counts, sizes, state.pool
 
 
 def _partially_synthetic(keys, m, state, params, config):
-    return state.pool + _synthetic(keys, state, params, config), params.real + params.synthetic, state.pool
+    # the pool holds the N real samples of generation 1
+    one = m == 1
+    draw, _ = _model_draw(keys, m, state, params, config)
+    return (state.pool + draw, jnp.where(one, params.first, params.real + params.synthetic),
+            jnp.where(one, draw, state.pool))
 
 
 def _accumulate(keys, m, state, params, config):
-    pool = state.pool + _synthetic(keys, state, params, config)
+    pool = state.pool + _model_draw(keys, m, state, params, config)[0]
     return pool, pool.sum(axis=1), pool
 
 
 def _accumulate_subsample(keys, m, state, params, config):
-    pool = state.pool + _synthetic(keys, state, params, config)
+    pool = state.pool + _model_draw(keys, m, state, params, config)[0]
     counts = samplers.hypergeometric_subsample(keys[1], pool, params.train, method=config.subsample,
                                                capacity=config.pool_capacity)
     return counts, params.train, pool
 
 
-#: How each regime makes the training data of generation ``m >= 2``:
+#: How each regime makes the training data of generation ``m >= 1`` (generation 1: real samples from ``p^(0)``):
 #: ``data(keys, m, state, params, config) -> (counts (C, V) int64, total (C,) int64, pool (C, V) int64)``.
 DATA = {"fully_synthetic": _fully_synthetic, "partially_synthetic": _partially_synthetic,
         "fresh_real": _fresh_real, "accumulate": _accumulate, "accumulate_subsample": _accumulate_subsample,
@@ -405,22 +407,24 @@ def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
     return measure(init(None, params, config), params, per_context)
 
 
+def _kernel_step(key, state, params, config):
+    return next_step(key, state, params, config), {}
+
+
 KERNEL = Kernel(
     init=init,
-    first=lambda key, state, params, config: (first_step(key, state, params, config), {}),
-    step=lambda key, state, params, config: (next_step(key, state, params, config), {}),
+    first=_kernel_step,
+    step=_kernel_step,
     measure=lambda state, params, config, per_context=False: measure(state, params, per_context),
     truth=_truth,
     model=lambda state, params, config: state.model,
     freezes=freezes,
-    first_in_step=lambda config: config.kind == "fully_synthetic",
+    first_in_step=lambda config: True,
 )
 
 
 def step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
-    """One generation: ``p^(m-1) -> p^(m)``; returns the new state and the metrics of ``p^(m)``.
-
-    Generation 1 (fitted on real data) and later generations are different computations. Unbatched, one of
-    them runs; under ``vmap`` over chains in lockstep (all at generation 0, or none), still only one of them
-    runs (a batching rule tests the whole batch); chains at mixed generations run both and select."""
-    return lockstep_step(KERNEL, config)(key, state, params)
+    """One generation: ``p^(m-1) -> p^(m)``; returns the new state and the metrics of ``p^(m)``. Every generation,
+    the first included, is one computation, so chains at different generations run it under one ``vmap``."""
+    new = next_step(key, state, params, config)
+    return new, measure(new, params)

@@ -353,23 +353,19 @@ def init(key: jax.Array, params: Params, config: Config) -> State:
     return _track(state, params)
 
 
-def data(key: jax.Array, state: State, first: bool, params: Params, config: Config):
-    """The training counts ``(C, V)`` int64 of generation 1 (``first``, real data) or of a later generation,
-    and the new pool ``(C, V)`` int64."""
+def data(key: jax.Array, state: State, params: Params, config: Config):
+    """The training counts ``(C, V)`` int64 of generation ``state.generation + 1`` and the new pool ``(C, V)``
+    int64. Generation 1 is real data alone: ``first`` samples of ``p^(0)`` per context (the same draws, with no
+    synthetic samples, as a later generation's)."""
+    first = state.generation == 0
     p0 = jnp.asarray(params.initial, jnp.float64)
     if config.kind == "autoregressive":
         kr, ks = rng.split(key)
-
-        def real_only(_):
-            return _ar.real_pairs(kr, params.joint_cdf, params.first[0], config.capacity, p0.shape)
-
-        def mixed(_):
-            real = _ar.real_pairs(kr, params.joint_cdf, params.real[0], config.capacity, p0.shape)
-            text, _ = _ar.generate(ks, state.probs, params.weights, params.nxt, sequences=config.sequences,
-                                   length=config.length, budget=params.synthetic[0])
-            return real + text
-
-        return (real_only(None) if first else mixed(None)), state.pool
+        real = _ar.real_pairs(kr, params.joint_cdf, jnp.where(first, params.first[0], params.real[0]),
+                              config.capacity, p0.shape)
+        text, _ = _ar.generate(ks, state.probs, params.weights, params.nxt, sequences=config.sequences,
+                               length=config.length, budget=jnp.where(first, 0, params.synthetic[0]))
+        return real + text, state.pool
 
     def draw(k, w, sizes):
         return samplers.multinomial(k, w, sizes, method=config.sampler, capacity=config.capacity)
@@ -389,11 +385,12 @@ def data(key: jax.Array, state: State, first: bool, params: Params, config: Conf
     return pool, pool
 
 
-def _generation(key: jax.Array, state: State, first: bool, params: Params, config: Config) -> tuple[State, dict]:
-    """Generation ``m = state.generation + 1``: data, then fit. ``info["context_l1"]``: the L1 distance between
-    the contexts' shares of the training data and the context weights (drift of context frequencies)."""
+def step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
+    """Generation ``m = state.generation + 1 >= 1`` (generation 1: fitted on real samples): data, then fit.
+    ``info["context_l1"]``: the L1 distance between the contexts' shares of the training data and the context
+    weights (drift of context frequencies)."""
     kd, kt, ki = rng.split(key, 3)
-    counts, pool = data(kd, state, first, params, config)
+    counts, pool = data(kd, state, params, config)
     rows = counts.sum(axis=1)
     weights = state.weights
     if config.estimator == "count":
@@ -405,19 +402,9 @@ def _generation(key: jax.Array, state: State, first: bool, params: Params, confi
     if config.estimator != "embedding":
         fitted = jnp.where((rows > 0)[:, None], fitted, state.probs)
     new = state._replace(generation=state.generation + 1, probs=fitted, weights=weights,
-                         first=fitted if first else state.first, pool=pool)
+                         first=jnp.where(state.generation == 0, fitted, state.first), pool=pool)
     drift = jnp.sum(jnp.abs(rows / jnp.maximum(rows.sum(), 1) - params.weights))
     return _track(new, params), {"context_l1": drift}
-
-
-def first_step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
-    """Generation 1: fitted on real samples."""
-    return _generation(key, state, True, params, config)
-
-
-def next_step(key: jax.Array, state: State, params: Params, config: Config) -> tuple[State, dict]:
-    """Generation ``m >= 2`` under the configured regime."""
-    return _generation(key, state, False, params, config)
 
 
 def _alive(probs, params):
@@ -448,11 +435,12 @@ def _truth(params: Params, config: Config, per_context: bool = False) -> dict:
 
 KERNEL = Kernel(
     init=lambda key, params, config: init(rng.fold_in(key, 0), params, config),
-    first=first_step,
-    step=next_step,
+    first=step,
+    step=step,
     measure=lambda state, params, config, per_context=False: measure(state, params, per_context),
     truth=_truth,
     model=lambda state, params, config: state.probs,
     freezes=lambda config: False,
+    first_in_step=lambda config: True,
 )
 
