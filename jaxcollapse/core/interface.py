@@ -36,8 +36,9 @@ class Kernel(NamedTuple):
       freezes: ``freezes(config) -> bool``: whether a chain whose every context is a Dirac mass keeps its model
         and metrics in every later generation (then the driver skips chunks whose chains all collapsed).
       first_in_step: ``first_in_step(config) -> bool``: whether ``step`` from generation 0 computes generation 1
-        exactly as ``first`` does (same key, same values; ``step``'s info then has no entries). The driver then
-        runs generation 1 in its segment program, and the sampler is compiled once instead of twice.
+        exactly as ``first`` does (same key, same values). The driver then runs generation 1 in its segment
+        program, and the sampler is compiled once instead of twice; generation 0's record holds the truth's
+        metrics alone (a sink keeps 0 there for the other entries of ``step``'s info, e.g. ``context_l1``).
     """
 
     init: Callable[..., Any]
