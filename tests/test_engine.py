@@ -191,14 +191,15 @@ def test_public_step_under_vmap_equals_the_step_of_each_chain():
         config, params = jc.build(P, regime, generations=g, sampler="tokens")
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(3), i))(jnp.arange(5))
         start = states = jax.vmap(lambda k: jc.init(k, params, config))(keys)
-        batched = jax.jit(jax.vmap(lambda k, s: jc.step(k, s, params, config)))
+        single = jax.jit(lambda k, s: jc.step(k, s, params, config))
+        batched = jax.jit(jax.vmap(single))
         for m in (1, 2, "mixed"):
             if m == "mixed":       # chains 0, 2, 4 at generation 2, chains 1 and 3 at generation 0
                 states = jax.tree.map(lambda a, b: a.at[1::2].set(b[1::2]), states, start)
             ks = jax.vmap(lambda k, s: jax.random.fold_in(k, s.generation + 1))(keys, states)
             new, info = batched(ks, states)
             for i in range(5):
-                one, one_info = jc.step(ks[i], jax.tree.map(lambda x: x[i], states), params, config)
+                one, one_info = single(ks[i], jax.tree.map(lambda x: x[i], states))
                 assert np.array_equal(np.asarray(new.model[i]), np.asarray(one.model))
                 assert int(new.generation[i]) == int(one.generation) == int(states.generation[i]) + 1
                 # the metrics to rounding: batched, XLA may sum in another order
